@@ -1,0 +1,166 @@
+"""The `course` command: release, check, grade and demo the kit.
+
+    course release [NB...] [--check]   regenerate notebooks/ from solutions/ (or check it is current)
+    course check [NB...]               solutions earn full marks, releases earn none
+    course grade SUBMISSIONS           grade a folder or LMS zip: feedback + grades.csv
+    course export                      grades.csv again from the gradebook (after hand-grading)
+    course demo                        grade a generated sample class end to end
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from autograder.layout import REPO_ROOT, notebook_ids, resolve_ids, workspace_dir
+
+
+def _prepare_environment() -> None:
+    # nbgrader runs `alembic` from PATH: make this interpreter's scripts visible even
+    # when the virtual environment is not activated.
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+    # Notebooks run their quick budget under the grader; keep Jupyter's path warnings away.
+    os.environ.setdefault("COURSE_QUICK", "1")
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+
+def _table(rows: list[list], headers: list[str]) -> str:
+    cells = [[str(x) for x in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(x.ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def cmd_release(args) -> int:
+    from autograder.release import release, stale_notebooks
+
+    ids = resolve_ids(args.notebooks)
+    if args.check:
+        problems = stale_notebooks(ids)
+        for nb_id, reason in problems:
+            print(f"stale: {nb_id}: {reason}; run `course release {nb_id}`")
+        if not problems:
+            print(f"notebooks/ is current for {len(ids)} notebook(s)")
+        return 1 if problems else 0
+    for path in release(ids, workspace_dir(args.workspace)):
+        print(f"released {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from autograder.check import check_notebook
+
+    rows = []
+    for nb_id in resolve_ids(args.notebooks):
+        print(f"checking {nb_id} ...", flush=True)
+        rows.append(check_notebook(nb_id))
+    print(_table([[r.notebook, f"{_points(r.solution_score)}/{_points(r.max_score)}",
+                   f"{_points(r.release_score)}/{_points(r.max_score)}", f"{r.seconds:.1f}",
+                   "ok" if r.ok else "FAIL"] for r in rows],
+                 ["notebook", "solution", "release", "seconds", "status"]))
+    for r in rows:
+        for failure in r.failures:
+            print(f"FAIL {r.notebook}: {failure}")
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+def print_class_summary(result) -> None:
+    totals = result.totals()
+    rows = [[student, f"{_points(t.auto_score)}/{_points(t.auto_max)}",
+             _points(t.manual_max) if t.manual_max else "-", t.notes or "ok"]
+            for student, t in totals.iterrows()]
+    print(_table(rows, ["student", "autograded", "to hand-grade", "notes"]))
+    if result.seconds:
+        per = sum(result.seconds.values()) / len(result.seconds)
+        print(f"\n{len(result.seconds)} notebook(s) autograded, {per:.1f} s each")
+    print(f"grades:   {result.csv_path}")
+    print(f"feedback: {result.feedback_dir}/<student>/<notebook>/<notebook>.html")
+
+
+def cmd_grade(args) -> int:
+    from autograder.grading import grade_class
+
+    source = Path(args.submissions).expanduser().resolve()
+    if not source.exists():
+        print(f"error: {source} does not exist; expected a folder of <student>/<notebook>.ipynb or a zip")
+        return 2
+    ids = resolve_ids(args.notebooks) if args.notebooks else None
+    result = grade_class(source, workspace_dir(args.workspace), ids)
+    print_class_summary(result)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from autograder.grading import export_from_gradebook
+
+    path = export_from_gradebook(workspace_dir(args.workspace))
+    print(f"grades: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from autograder.grading import grade_class
+    from autograder.sample_class import write_sample_class
+
+    ids = resolve_ids(args.notebooks) if args.notebooks else notebook_ids()[:1]
+    workspace = workspace_dir(args.workspace) / "demo"
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sample-class-") as tmp:
+        students = write_sample_class(Path(tmp), ids)
+        print(f"sample class for {', '.join(ids)}:")
+        for student, what in students.items():
+            print(f"  {student:12s} {what}")
+        result = grade_class(Path(tmp), workspace, ids)
+    print()
+    print_class_summary(result)
+    print(f"demo finished in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspace", help="grading workspace (default: .workspace/ or $COURSE_WORKSPACE)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    p.add_argument("notebooks", nargs="*", help="notebook ids (default: all)")
+    p.add_argument("--check", action="store_true", help="exit 1, naming the notebook, if notebooks/ is stale")
+    p.set_defaults(func=cmd_release)
+
+    p = sub.add_parser("check", help="solutions earn full marks, blank releases none")
+    p.add_argument("notebooks", nargs="*", help="notebook ids (default: all)")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("grade", help="autograde a folder or LMS zip of submissions")
+    p.add_argument("submissions", help="folder of <student>/<NN_topic>.ipynb, or a zip")
+    p.add_argument("--notebooks", nargs="*", help="grade only these notebooks")
+    p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("export", help="write grades.csv from the gradebook (after hand-grading)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="grade a generated sample class end to end")
+    p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _prepare_environment()
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

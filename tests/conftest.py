@@ -1,0 +1,31 @@
+"""Shared test set-up: quick mode, the venv's scripts on PATH, and fixture helpers."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["COURSE_QUICK"] = "1"
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+# nbgrader runs `alembic` from PATH, and notebooks run in this interpreter's kernel.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_wrong_answers(nb_id: str):
+    """The module tests/fixtures/wrong_answers/<nb_id>.py (WRONG, PARTIAL)."""
+    path = FIXTURES / "wrong_answers" / f"{nb_id}.py"
+    spec = importlib.util.spec_from_file_location(f"wrong_{nb_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "notebook: executes a whole notebook (slower)")
+    config.addinivalue_line("markers", "grading: drives the real grading commands")

@@ -1,0 +1,265 @@
+"""The grading path end to end on notebook 01, driven through the real commands.
+
+One class of fixture submissions is graded once (module fixture); each test reads
+its verdicts. Every fixture is made from the real release and solution notebooks.
+"""
+from __future__ import annotations
+
+import copy
+import html
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from autograder.grading import grade_class
+from autograder.layout import REPO_ROOT, release_notebook, source_notebook
+from autograder.preprocessors import hidden_line_numbers
+from autograder.sample_class import answer_cells, autograded_answers, perfect, submission
+from conftest import load_wrong_answers
+
+pytestmark = pytest.mark.grading
+NB = "01_game_theory"
+NOISE = "a harmless warning the student's code writes to stderr"
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def tests_of_answers() -> dict[str, list[str]]:
+    """answer grade_id -> grade_ids of the test cells that follow it in the source."""
+    owner, tests = None, {}
+    for cell in nbformat.read(source_notebook(NB), as_version=4).cells:
+        meta = _meta(cell)
+        if cell.cell_type == "code" and meta.get("solution"):
+            owner = meta["grade_id"]
+            tests[owner] = []
+        elif cell.cell_type == "code" and meta.get("grade") and owner:
+            tests[owner].append(meta["grade_id"])
+    return tests
+
+
+def with_stderr_noise(source: str) -> str:
+    """A correct answer whose functions write to stderr every time they are called."""
+    names = re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE)
+    wrappers = "".join(
+        f"\n{name} = _noisy({name})" for name in names
+    )
+    return (source + "\n\nimport functools as _functools, sys as _sys\n"
+            "def _noisy(func):\n"
+            "    @_functools.wraps(func)\n"
+            "    def wrapper(*args, **kwargs):\n"
+            f"        print({NOISE!r}, file=_sys.stderr)\n"
+            "        return func(*args, **kwargs)\n"
+            "    return wrapper\n" + wrappers)
+
+
+def without_cell(nb, grade_id):
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if _meta(c).get("grade_id") != grade_id]
+    return nb
+
+
+def with_cell_source(nb, grade_id, source):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if _meta(cell).get("grade_id") == grade_id:
+            cell.source = source
+    return nb
+
+
+def with_duplicated_cell(nb, grade_id, source):
+    """A copy of the cell (same grade_id, as copy-paste makes it) with new source, put before it."""
+    nb = copy.deepcopy(nb)
+    index = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == grade_id)
+    duplicate = copy.deepcopy(nb.cells[index])
+    duplicate.source = source
+    duplicate.id = "duplicated-cell"
+    nb.cells.insert(index, duplicate)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def fixtures():
+    wrong = load_wrong_answers(NB)
+    answers = answer_cells(NB)
+    tests = tests_of_answers()
+    first_answer = autograded_answers(NB)[0]
+    first_test = tests[first_answer][0]
+    wrong_first = submission(NB, {**answers, first_answer: wrong.WRONG[first_answer]})
+    noisy = {gid: with_stderr_noise(src) if gid in autograded_answers(NB) else src for gid, src in answers.items()}
+    students = {
+        "perfect": perfect(NB),
+        "blank": nbformat.read(release_notebook(NB), as_version=4),
+        "stderr_warning": submission(NB, noisy),
+        "deleted_test_correct": without_cell(perfect(NB), first_test),
+        "deleted_test_wrong": without_cell(wrong_first, first_test),
+        "edited_test_correct": with_cell_source(perfect(NB), first_test, "pass"),
+        "edited_test_wrong": with_cell_source(wrong_first, first_test, "pass  # all good"),
+        "duplicated_test_wrong": with_duplicated_cell(wrong_first, first_test, "pass"),
+    }
+    for gid, source in wrong.WRONG.items():
+        students[f"wrong_{gid}"] = submission(NB, {**answers, gid: source})
+    return dict(students=students, wrong=wrong, tests=tests, first_answer=first_answer, first_test=first_test)
+
+
+@pytest.fixture(scope="module")
+def graded(fixtures, tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    for student, nb in fixtures["students"].items():
+        (root / student).mkdir()
+        nbformat.write(nb, root / student / f"{NB}.ipynb")
+    # Submissions the intake must sort out.
+    (root / "lms_renamed").mkdir()
+    nbformat.write(perfect(NB), root / "lms_renamed" / f"{NB} (1).ipynb")
+    (root / "misnamed").mkdir()
+    nbformat.write(perfect(NB), root / "misnamed" / "homework.ipynb")
+    (root / "damaged").mkdir()
+    text = nbformat.writes(perfect(NB))
+    (root / "damaged" / f"{NB}.ipynb").write_text(text[: len(text) // 3])
+    (root / "nothing").mkdir()
+    (root / "nothing" / "notes.txt").write_text("forgot the notebook")
+    workspace = tmp_path_factory.mktemp("workspace")
+    return grade_class(root, workspace, [NB])
+
+
+def scores(result, student: str) -> pd.Series:
+    g = result.grades
+    return g[(g.student == student) & (g.kind == "auto")].set_index("question").score
+
+
+def max_scores(result) -> pd.Series:
+    g = result.grades
+    return g[(g.student == "perfect") & (g.kind == "auto")].set_index("question").max_score
+
+
+def test_perfect_submission_earns_every_autograded_point(graded):
+    assert max_scores(graded).sum() > 0
+    assert (scores(graded, "perfect") == max_scores(graded)).all()
+
+
+def test_unmodified_release_scores_zero_without_grader_errors(graded):
+    assert (scores(graded, "blank") == 0).all()
+    assert not [p for p in graded.problems if p.student == "blank"]
+
+
+def test_each_wrong_answer_loses_points_on_its_own_question_only(graded, fixtures):
+    assert len(fixtures["wrong"].WRONG) >= 3
+    full = max_scores(graded)
+    for gid in fixtures["wrong"].WRONG:
+        got = scores(graded, f"wrong_{gid}")
+        own = fixtures["tests"][gid]
+        assert (got[own] < full[own]).all(), f"wrong {gid} kept points on {own}"
+        others = got.drop(own)
+        assert (others == full.drop(own)).all(), f"wrong {gid} lost points elsewhere: {others[others < full.drop(own)]}"
+
+
+def test_a_correct_answer_that_writes_to_stderr_keeps_full_marks(graded):
+    assert (scores(graded, "stderr_warning") == max_scores(graded)).all()
+    # The fixture really did write to stderr inside the test cells.
+    executed = nbformat.read(graded.workspace / "autograded" / "stderr_warning" / NB / f"{NB}.ipynb", as_version=4)
+    outputs = [o.get("text", "") for c in executed.cells if _meta(c).get("grade") and c.cell_type == "code"
+               for o in c.get("outputs", [])]
+    assert any(NOISE in text for text in outputs)
+
+
+def test_deleted_or_edited_test_cells_are_restored_and_judge_the_answer(graded, fixtures):
+    first_test = fixtures["first_test"]
+    full = max_scores(graded)[first_test]
+    assert scores(graded, "deleted_test_correct")[first_test] == full
+    assert scores(graded, "edited_test_correct")[first_test] == full
+    assert scores(graded, "deleted_test_wrong")[first_test] < full
+    assert scores(graded, "edited_test_wrong")[first_test] < full
+    assert scores(graded, "duplicated_test_wrong")[first_test] < full
+
+
+def _feedback_text(path: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def hidden_test_lines() -> list[str]:
+    """Lines that only the hidden part of the source's test cells holds."""
+    nb = nbformat.read(source_notebook(NB), as_version=4)
+    hidden, visible = set(), set()
+    for cell in nb.cells:
+        lines = cell.source.split("\n")
+        secret = hidden_line_numbers(cell.source) if cell.cell_type == "code" else set()
+        for number, line in enumerate(lines, start=1):
+            (hidden if number in secret else visible).add(line.strip())
+    return sorted(line for line in hidden - visible if len(line) >= 12 and "HIDDEN TESTS" not in line)
+
+
+def test_feedback_never_shows_hidden_tests(graded):
+    pages = sorted(graded.feedback_dir.glob(f"*/{NB}/{NB}.html"))
+    assert len(pages) >= 10
+    secret = hidden_test_lines()
+    assert secret, "notebook 01 should have hidden tests"
+    texts = {page.parent.parent.name: _feedback_text(page) for page in pages}
+    for student, text in texts.items():
+        leaked = [line for line in secret if line in text]
+        assert not leaked, f"{student}'s feedback shows hidden test code: {leaked[:3]}"
+    # Failing hidden tests were reported, in one line, without their code.
+    assert any("a hidden test failed" in text for text in texts.values())
+
+
+def test_unusable_submissions_are_reported_by_name_and_score_zero(graded):
+    reasons = {}
+    for p in graded.problems:
+        reasons[p.student] = reasons.get(p.student, "") + p.reason + "; "
+    assert "not valid JSON" in reasons["damaged"]
+    assert "unknown notebook name 'homework.ipynb'" in reasons["misnamed"]
+    assert "was not submitted" in reasons["nothing"]
+    for student in ("damaged", "misnamed", "nothing"):
+        assert (scores(graded, student) == 0).all()
+    # An LMS copy suffix is undone, and the others were graded normally.
+    assert (scores(graded, "lms_renamed") == max_scores(graded)).all()
+
+
+def test_grades_csv_has_a_row_per_student_and_a_column_per_question(graded):
+    table = pd.read_csv(graded.csv_path, index_col="student")
+    assert set(table.index) == set(graded.grades.student)
+    for question in graded.grades.question.unique():
+        assert f"{NB}/{question}" in table.columns
+    assert table.loc["perfect", "auto_score"] == max_scores(graded).sum()
+    assert "not valid JSON" in table.loc["damaged", "notes"]
+
+
+def course(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_release_check_passes_on_the_repository():
+    run = course("release", "--check")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_release_check_names_a_stale_notebook(tmp_path):
+    from autograder.release import stale_notebooks
+    import shutil
+
+    copy_root = tmp_path / "notebooks"
+    shutil.copytree(REPO_ROOT / "notebooks" / NB, copy_root / NB)
+    nb = nbformat.read(copy_root / NB / f"{NB}.ipynb", as_version=4)
+    nb.cells[0].source += "\nedited by hand"
+    nbformat.write(nb, copy_root / NB / f"{NB}.ipynb")
+    assert stale_notebooks([NB], copy_root) == [(NB, f"notebooks/{NB}/{NB}.ipynb differs from what solutions/ generates")]
+
+
+def test_course_check_passes_for_notebook_01(tmp_path):
+    run = course("--workspace", str(tmp_path), "check", NB)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(rf"{NB}\s+(\d+)/\1\s+0/\1\s+[\d.]+\s+ok", run.stdout), run.stdout
+
+
+def test_course_demo_prints_the_grade_table(tmp_path):
+    run = course("--workspace", str(tmp_path), "demo")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for student in ("ada_perfect", "ben_partial", "cy_blank", "dee_broken"):
+        assert student in run.stdout
+    assert (tmp_path / "demo" / "grades.csv").exists()
