@@ -9,11 +9,13 @@ import json
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 from tqdm.auto import tqdm
 
 from autograder.intake import Intake, Problem, collect, unpack
@@ -21,6 +23,9 @@ from autograder.layout import notebook_ids
 from autograder.nbgrader_api import NbgraderError, checked, make_api
 from autograder.nbgrader_config import COURSE_ID
 from autograder.release import generate
+
+# nbgrader's gradebook code trips SQLAlchemy's autoflush notices on every new submission.
+warnings.filterwarnings("ignore", category=SAWarning)
 
 
 @dataclass

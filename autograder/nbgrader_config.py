@@ -41,7 +41,8 @@ def configure(c: Config, workspace: Path | None = None, release_directory: Path 
     c.Execute.timeout = CELL_TIMEOUT_S
     c.Execute.interrupt_on_timeout = True
     c.Execute.allow_errors = True
-    c.Execute.extra_arguments = []
+    # The kernel's own log (e.g. its notice about TCP on loopback) is not the student's output.
+    c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput",
         "nbgrader.preprocessors.DeduplicateIds",
