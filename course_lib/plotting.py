@@ -1,0 +1,121 @@
+"""Plotting helpers (matplotlib, seaborn where it helps) shared by the notebooks.
+
+matplotlib is imported inside the functions, so importing this module is cheap and
+works headless (matplotlib falls back to the Agg backend without a display).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# ------------------------------------------------------------------------------ games
+
+
+def payoff_heatmap(
+    payoffs,
+    action_names: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    player_names: Sequence[str] | None = None,
+    ax=None,
+    highlight: Sequence[tuple[int, int]] | None = None,
+    title: str | None = None,
+):
+    """Draw a two-player game as a grid; each cell reads "a, b" (row's, column's payoff).
+
+    Cells are coloured by the sum of both payoffs (the team's payoff in common-payoff
+    games) unless that is constant, as in zero-sum games; then by the row player's payoff.
+    ``action_names`` is one list for both players or a pair of lists; ``highlight``
+    outlines the given profiles (e.g. the pure Nash equilibria).
+    Taught in notebooks/01_game_theory.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+    from matplotlib.patches import Rectangle
+
+    from course_lib.games import validate_payoffs
+
+    payoffs = validate_payoffs(payoffs)
+    if payoffs.ndim != 3:
+        raise ValueError(f"payoff_heatmap draws two-player games; got shape {payoffs.shape}")
+    rows, cols = payoffs.shape[:2]
+    if action_names is None:
+        names = [[str(a) for a in range(rows)], [str(a) for a in range(cols)]]
+    elif len(action_names) == 2 and not isinstance(action_names[0], str):
+        names = [list(action_names[0]), list(action_names[1])]
+    else:
+        names = [list(action_names), list(action_names)]
+    player_names = list(player_names or ["player 0 (rows)", "player 1 (columns)"])
+
+    A, B = payoffs[..., 0], payoffs[..., 1]
+    total = A + B
+    colour, label = (total, "sum of payoffs") if np.ptp(total) > 1e-12 else (A, "row payoff")
+    low, high = float(colour.min()), float(colour.max())
+    # plain matplotlib (seaborn's heatmap redraws the whole figure per call: slow in grids)
+    norm = TwoSlopeNorm(0.0, low, high) if low < 0 < high else None
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.3 * cols + 1.5, 1.0 * rows + 1.0))
+    image = ax.imshow(colour, cmap="RdYlGn", norm=norm, vmin=None if norm else low - 1e-9,
+                      vmax=None if norm else high + 1e-9, aspect="auto")
+    ax.figure.colorbar(image, ax=ax, label=label)
+    for r in range(rows):
+        for c in range(cols):
+            ax.text(c, r, f"{A[r, c]:g}, {B[r, c]:g}", ha="center", va="center", fontsize=10)
+    ax.set_xticks(range(cols), names[1])
+    ax.set_yticks(range(rows), names[0])
+    ax.set_xticks(np.arange(cols + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(rows + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    for r, c in highlight or []:
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=3))
+    ax.set_xlabel(player_names[1])
+    ax.set_ylabel(player_names[0])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def strategy_field(payoffs, kind: str = "replicator", ax=None, grid: int = 15, title: str | None = None):
+    """Vector field of a learning dynamic over mixed profiles (p, q) of a 2x2 game.
+
+    ``p`` (x axis) is the probability that player 0 plays action 0, ``q`` (y axis) that
+    player 1 plays action 0. ``kind`` is "replicator" or "best_response". Pure Nash
+    equilibria are drawn as black dots, the fully mixed equilibrium (if any) as a star.
+    Taught in notebooks/01_game_theory.
+    """
+    import matplotlib.pyplot as plt
+
+    from course_lib import games
+
+    fields = {"replicator": games.replicator_field_2x2, "best_response": games.best_response_field_2x2}
+    if kind not in fields:
+        raise ValueError(f"kind must be one of {sorted(fields)}; got {kind!r}")
+    payoffs = games.validate_payoffs(payoffs)
+    if payoffs.shape != (2, 2, 2):
+        raise ValueError(f"strategy_field needs a 2x2 game of shape (2, 2, 2); got {payoffs.shape}")
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    ticks = np.linspace(0.0, 1.0, grid)
+    P, Q = np.meshgrid(ticks, ticks)
+    dP, dQ = fields[kind](payoffs, P, Q)
+    speed = np.hypot(dP, dQ)
+    scale = np.where(speed > 0, speed, 1.0)  # unit arrows, speed shown by colour
+    ax.quiver(P, Q, dP / scale, dQ / scale, speed, cmap="viridis", angles="xy", pivot="mid")
+
+    for a0, a1 in games.pure_nash_equilibria(payoffs):
+        ax.plot(1.0 - a0, 1.0 - a1, "o", color="black", markersize=9, zorder=3)
+    try:
+        p, q = games.mixed_equilibrium_2x2(payoffs)
+        ax.plot(p, q, "*", color="crimson", markersize=16, zorder=3, label=f"mixed NE ({p:.2f}, {q:.2f})")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    except ValueError:
+        pass
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_aspect("equal")
+    ax.set_xlabel("p = P(player 0 plays action 0)")
+    ax.set_ylabel("q = P(player 1 plays action 0)")
+    ax.set_title(title or f"{kind.replace('_', '-')} dynamics")
+    return ax
