@@ -87,6 +87,15 @@ def print_class_summary(result) -> None:
     print(f"feedback: {result.feedback_dir}/<student>/<notebook>/<notebook>.html")
 
 
+def _settings(args):
+    from autograder.execution import Settings
+    from autograder.sandbox import Limits
+
+    limits = Limits(memory_mb=args.memory_mb, max_processes=128, file_size_mb=64, output_mb=32,
+                    wall_seconds=args.time_limit)
+    return Settings(sandboxed=not args.no_sandbox, cell_timeout=args.cell_timeout, limits=limits)
+
+
 def cmd_grade(args) -> int:
     from autograder.grading import grade_class
 
@@ -95,7 +104,7 @@ def cmd_grade(args) -> int:
         print(f"error: {source} does not exist; expected a folder of <student>/<notebook>.ipynb or a zip")
         return 2
     ids = resolve_ids(args.notebooks) if args.notebooks else None
-    result = grade_class(source, workspace_dir(args.workspace), ids)
+    result = grade_class(source, workspace_dir(args.workspace), ids, workers=args.workers, settings=_settings(args))
     print_class_summary(result)
     return 0
 
@@ -120,11 +129,21 @@ def cmd_demo(args) -> int:
         print(f"sample class for {', '.join(ids)}:")
         for student, what in students.items():
             print(f"  {student:12s} {what}")
-        result = grade_class(Path(tmp), workspace, ids)
+        result = grade_class(Path(tmp), workspace, ids, workers=args.workers, settings=_settings(args))
     print()
     print_class_summary(result)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: one per CPU)")
+    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
+    p.add_argument("--time-limit", type=int, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--memory-mb", type=int, default=3072, help="memory per submission (default 3072)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run submissions without bubblewrap (limits and time-outs still apply); "
+                        "only for code you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("grade", help="autograde a folder or LMS zip of submissions")
     p.add_argument("submissions", help="folder of <student>/<NN_topic>.ipynb, or a zip")
     p.add_argument("--notebooks", nargs="*", help="grade only these notebooks")
+    _add_run_options(p)
     p.set_defaults(func=cmd_grade)
 
     p = sub.add_parser("export", help="write grades.csv from the gradebook (after hand-grading)")
@@ -152,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="grade a generated sample class end to end")
     p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
+    _add_run_options(p)
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,4 +1,4 @@
-"""`course grade`: autograde a class with nbgrader, write feedback and grades.csv.
+"""`course grade`: autograde a class, write feedback and grades.csv.
 
 One submission's trouble (damaged file, grader error) is recorded against that
 student and notebook and never stops the others.
@@ -6,22 +6,28 @@ student and notebook and never stops the others.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
-import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import nbformat
 import pandas as pd
+from nbformat import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm.auto import tqdm
 
+from autograder import execution, sandbox
+from autograder.execution import Execution, Settings
 from autograder.intake import Intake, Problem, collect, unpack
 from autograder.layout import notebook_ids
-from autograder.nbgrader_api import NbgraderError, checked, make_api
-from autograder.nbgrader_config import COURSE_ID
+from autograder.nbgrader_api import checked, make_api
+from autograder.nbgrader_config import COURSE_ID, course_config
+from autograder.preprocessors import StderrIsNotFailure
 from autograder.release import generate
 
 # nbgrader's gradebook code trips SQLAlchemy's autoflush notices on every new submission.
@@ -70,18 +76,6 @@ def _register(nb_ids: list[str], workspace: Path) -> None:
     generate(nb_ids, workspace / "release", workspace)
 
 
-def _place_submission(workspace: Path, student: str, nb_id: str, source: Path) -> None:
-    folder = workspace / "submitted" / student / nb_id
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    shutil.copyfile(source, folder / f"{nb_id}.ipynb")
-    # Files the student handed in beside the notebook (data, helpers) go along.
-    for extra in source.parent.iterdir():
-        if extra.is_file() and extra.suffix != ".ipynb":
-            shutil.copyfile(extra, folder / extra.name)
-
-
 def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> list[dict]:
     """Scores per graded cell; zero for everything when the notebook was not graded."""
     notebook = gb.find_notebook(nb_id, nb_id)
@@ -101,35 +95,92 @@ def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> lis
     return rows
 
 
-def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None) -> ClassResult:
-    """Grade every submission found under ``submissions`` (a folder or a zip)."""
+def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path) -> None:
+    """Save an executed submission's scores in the gradebook and as autograded/ notebook."""
+    from nbgrader import preprocessors as pp
+
+    config = course_config(workspace)
+    resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
+                              "db_url": config.CourseDirectory.db_url}}
+    with Gradebook(_db_url(workspace), COURSE_ID) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(nb_id, student)
+    for preprocessor in (pp.LimitOutput, StderrIsNotFailure, pp.SaveAutoGrades):
+        nb, resources = preprocessor(config=config).preprocess(nb, resources)
+    folder = workspace / "autograded" / student / nb_id
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / f"{nb_id}.ipynb")
+
+
+def _execute(job: tuple[str, str, Path, NotebookNode], workspace: Path, settings: Settings,
+             skip: dict[str, set[str]]) -> Execution:
+    """Run one sanitized submission; again without skipping demos if a test hit a NameError."""
+    student, nb_id, source, sanitized = job
+    scratch = workspace / "scratch" / student / nb_id
+    run = execution.run(sanitized, nb_id, scratch, source, workspace, settings,
+                        skip_demos=settings.skip_demos and bool(skip[nb_id]))
+    if settings.skip_demos and skip[nb_id] and execution.needs_full_run(run.notebook):
+        full = execution.run(sanitized, nb_id, scratch, source, workspace, settings, skip_demos=False)
+        full.seconds += run.seconds
+        run = full
+    shutil.rmtree(scratch, ignore_errors=True)
+    return run
+
+
+def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None,
+                workers: int | None = None, settings: Settings | None = None) -> ClassResult:
+    """Grade every submission found under ``submissions`` (a folder or a zip).
+
+    Submissions run in parallel (``workers``, default: one per CPU), each in its own
+    sandbox; the gradebook is written by this process alone, one submission at a time.
+    """
+    settings = settings or Settings()
+    if settings.sandboxed:
+        ok, why = sandbox.check_sandbox()
+        if not ok:
+            raise SystemExit(f"error: cannot grade in the sandbox: {why}")
     known = notebook_ids()
     workspace.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="intake-", dir=workspace) as tmp:
         intake: Intake = collect(unpack(submissions, Path(tmp)), known)
         wanted = nb_ids or sorted({nb for nbs in intake.notebooks.values() for nb in nbs}) or known
         _register(wanted, workspace)
-        api = make_api(workspace)
+        skip = {nb_id: execution.demo_cells(nb_id) for nb_id in wanted}
         problems = list(intake.problems)
+        jobs = []
+        for student in intake.students:
+            for nb_id in wanted:
+                source = intake.notebooks.get(student, {}).get(nb_id)
+                if source is None:
+                    if not any(p.student == student and p.notebook == nb_id for p in intake.problems):
+                        problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
+                    continue
+                try:
+                    jobs.append((student, nb_id, source, execution.sanitize(source, nb_id, student, workspace, skip[nb_id])))
+                except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
+                    problems.append(Problem(student, f"{nb_id}.ipynb",
+                                            f"could not be prepared for grading ({exc.__class__.__name__}: {str(exc)[:120]})", nb_id))
+
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
-        jobs = [(s, nb) for s in intake.students for nb in wanted]
-        for student, nb_id in tqdm(jobs, desc="grading", unit="notebook"):
-            source = intake.notebooks.get(student, {}).get(nb_id)
-            if source is None:
-                if not any(p.student == student and p.notebook == nb_id for p in intake.problems):
-                    problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
-                continue
-            start = time.perf_counter()
-            _place_submission(workspace, student, nb_id, source)
-            try:
-                checked(api.autograde(nb_id, student, force=True, create=True), f"autograding {student}/{nb_id}")
-                graded.add((student, nb_id))
-                checked(api.generate_feedback(nb_id, student, force=True), f"feedback for {student}/{nb_id}")
-            except NbgraderError as exc:
-                first = str(exc).splitlines()[0]
-                problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {first}", nb_id))
-            seconds[(student, nb_id)] = time.perf_counter() - start
+        api = make_api(workspace)
+        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
+            futures = {pool.submit(_execute, job, workspace, settings, skip): job for job in jobs}
+            for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
+                student, nb_id, _, _ = futures[future]
+                try:
+                    run = future.result()
+                    record(run.notebook, nb_id, student, workspace)
+                    graded.add((student, nb_id))
+                    seconds[(student, nb_id)] = run.seconds
+                    if run.note:
+                        problems.append(Problem(student, f"{nb_id}.ipynb", run.note, nb_id))
+                    checked(api.generate_feedback(nb_id, student, force=True), f"feedback for {student}/{nb_id}")
+                except Exception as exc:  # noqa: BLE001
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+                    problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {first[:160]}", nb_id))
 
     with Gradebook(_db_url(workspace), COURSE_ID) as gb:
         rows = [row for student in intake.students for nb_id in wanted

@@ -1,0 +1,179 @@
+"""Run one submission: sanitize it, execute it in the sandbox, read back what ran.
+
+Sanitizing uses nbgrader's own preprocessors (restore test cells from the gradebook,
+de-duplicate grade ids, reset the kernel spec); executing happens in a worker process
+(autograder/worker.py) inside the bubblewrap sandbox, so the grader itself never runs
+student code. The worker reports each cell as it finishes; a test cell that never
+reported (time limit, crash, the kernel killed) is marked failed with the reason.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from traitlets.config import Config
+
+from autograder import sandbox
+from autograder.layout import SOLUTIONS, source_notebook
+from autograder.nbgrader_config import CELL_TIMEOUT_S, course_config
+from autograder.preprocessors import ForgetBrokenMetadata
+
+SKIP_TAG = "grading-skip"  # demo cells the author marked as not needed for grading
+WORKER = Path(__file__).with_name("worker.py")
+
+
+@dataclass
+class Settings:
+    """How submissions are run: sandbox or not, and the limits."""
+
+    sandboxed: bool = True
+    cell_timeout: int = CELL_TIMEOUT_S
+    limits: sandbox.Limits | None = None
+    skip_demos: bool = True
+
+    def sandbox_limits(self) -> sandbox.Limits:
+        return self.limits or sandbox.Limits(memory_mb=3072, max_processes=128, file_size_mb=64,
+                                             output_mb=32, wall_seconds=600)
+
+
+@dataclass
+class Execution:
+    notebook: NotebookNode
+    note: str | None  # one line for the summary when something went wrong, else None
+    seconds: float
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_test_cell(cell) -> bool:
+    meta = _meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def demo_cells(nb_id: str) -> set[str]:
+    """grade_ids of the locked, ungraded code cells the author tagged as skippable."""
+    nb = nbformat.read(source_notebook(nb_id), as_version=4)
+    return {_meta(c)["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and SKIP_TAG in c.metadata.get("tags", [])
+            and _meta(c).get("locked") and not _meta(c).get("grade") and not _meta(c).get("solution")}
+
+
+def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: set[str]) -> NotebookNode:
+    """The submission as nbgrader would run it: outputs cleared, test cells restored."""
+    from nbgrader import preprocessors as pp
+
+    config: Config = course_config(workspace)
+    resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
+                              "db_url": config.CourseDirectory.db_url}}
+    nb = nbformat.read(path, as_version=4)
+    for preprocessor in (pp.ClearOutput, pp.DeduplicateIds, ForgetBrokenMetadata,
+                         pp.OverwriteKernelspec, pp.OverwriteCells, pp.CheckCellMetadata):
+        nb, resources = preprocessor(config=config).preprocess(nb, resources)
+    for cell in nb.cells:  # only the author decides what may be skipped
+        tags = [t for t in cell.metadata.get("tags", []) if t != SKIP_TAG]
+        if _meta(cell).get("grade_id") in skip:
+            tags.append(SKIP_TAG)
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
+    nbformat.validator.normalize(nb)
+    return nb
+
+
+def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path) -> Path:
+    """The folder the notebook runs in: the student's extra files, then the course's."""
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    for extra in submitted.parent.iterdir():
+        if extra.is_file() and extra.suffix != ".ipynb":
+            shutil.copyfile(extra, scratch / extra.name)
+    for data in (SOLUTIONS / nb_id).iterdir():  # course files win over students' copies
+        if data.is_file() and data.suffix != ".ipynb":
+            shutil.copyfile(data, scratch / data.name)
+    target = scratch / f"{nb_id}.ipynb"
+    nbformat.write(nb, target)
+    return target
+
+
+def _merge(nb: NotebookNode, stdout: str) -> tuple[int, str | None]:
+    """Copy the worker's reported cells into ``nb``; (cells reported, worker's fatal error)."""
+    reported, fatal = 0, None
+    for line in stdout.splitlines():
+        try:
+            record = json.loads(line)
+            if "fatal" in record:
+                fatal = str(record["fatal"])[:200]
+                continue
+            if "index" not in record:
+                continue
+            cell = nb.cells[int(record["index"])]
+            outputs = [nbformat.from_dict(o) for o in record["outputs"]]
+            for output in outputs:
+                nbformat.validator.validate(output, ref="output", version=4, version_minor=5)
+        except Exception:  # noqa: BLE001 - untrusted data: skip what does not parse
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = outputs
+            cell.execution_count = record.get("execution_count")
+            reported += 1
+    return reported, fatal
+
+
+def _mark_unrun_tests(nb: NotebookNode, reason: str) -> int:
+    """A test cell that never ran must not look passed (nbgrader reads no output as a pass)."""
+    count = 0
+    for cell in nb.cells:
+        if is_test_cell(cell) and cell.get("execution_count") is None:
+            cell.outputs = [nbformat.v4.new_output("error", ename="NotRun", evalue=reason,
+                                                   traceback=[f"NotRun: {reason}"])]
+            count += 1
+    return count
+
+
+def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace: Path,
+        settings: Settings, skip_demos: bool) -> Execution:
+    """Execute ``nb`` in the sandbox and return it with its outputs."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # our own copy
+    if not skip_demos:
+        for cell in nb.cells:
+            if SKIP_TAG in cell.metadata.get("tags", []):
+                cell.metadata["tags"].remove(SKIP_TAG)
+    target = prepare_scratch(scratch, nb, nb_id, submitted)
+    limits = settings.sandbox_limits()
+    argv = [sys.executable, "-P", str(WORKER), target.name, "--cell-timeout", str(settings.cell_timeout),
+            "--skip-tag", SKIP_TAG]
+    env = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg",
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "OMP_NUM_THREADS": "1"}
+    result = sandbox.run_sandboxed(argv, scratch=scratch, hide=[SOLUTIONS, workspace], limits=limits,
+                                   env=env, unsandboxed=not settings.sandboxed)
+    _, fatal = _merge(nb, result.stdout)
+    note = None
+    if result.timed_out:
+        note = f"stopped at the notebook time limit ({limits.wall_seconds} s)"
+    elif result.killed_reason:
+        note = f"stopped: {result.killed_reason}"
+    elif fatal:
+        note = f"the kernel died ({fatal})"
+    elif result.returncode != 0:
+        note = f"the grading worker exited with {result.returncode}"
+    if result.stdout_truncated:
+        note = (note + "; " if note else "") + "output over the limit was dropped"
+    unrun = _mark_unrun_tests(nb, note or "the notebook stopped before this cell ran")
+    if unrun and not note:
+        note = f"{unrun} test cell(s) did not run"
+    return Execution(nb, note, result.seconds)
+
+
+def needs_full_run(nb: NotebookNode) -> bool:
+    """A NameError in a test may come from a skipped demo cell the answer relied on."""
+    return any(o.get("output_type") == "error" and o.get("ename") == "NameError"
+               for c in nb.cells if is_test_cell(c) for o in c.get("outputs", []))

@@ -1,0 +1,104 @@
+"""Execute one sanitized submission; stream each executed cell to stdout as JSON lines.
+
+Run inside the sandbox as a script (``python -P worker.py NOTEBOOK ...``: ``-P`` keeps
+the student's scratch folder off ``sys.path``, so a file named ``nbformat.py`` there
+cannot stand in for the real one). The student's code runs in the Jupyter kernel this
+worker starts, as the same user, so the worker protects what it reports:
+
+- results go to this process's stdout pipe, never to a file the kernel could rewrite;
+- the kernel gets /dev/null as stdout/stderr, and this process is made non-dumpable,
+  so the kernel cannot reach the pipe through /proc/<pid>/fd or ptrace;
+- each cell's output is capped, so a flood of prints cannot exhaust memory or disk.
+
+A line is written after every cell, so when the sandbox stops a notebook that runs
+past its time limit, the cells that did run still count.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import subprocess
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+PR_SET_DUMPABLE = 4
+
+
+def make_non_dumpable() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: nothing to harden
+        pass
+
+
+class CappedClient(NotebookClient):
+    """nbclient with a per-cell output cap and a JSON line per executed cell."""
+
+    def __init__(self, nb, cap_bytes: int, out, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.cap_bytes = cap_bytes
+        self.out = out
+        self._sizes: dict[int, int] = {}
+        self._dropped: dict[int, int] = {}
+        self.on_cell_executed = self._report
+
+    async def async_start_new_kernel(self, **kwargs):
+        # The kernel must not inherit this process's stdout: that pipe carries the results.
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        return await super().async_start_new_kernel(**kwargs)
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {})))
+        used = self._sizes.get(cell_index, 0)
+        if msg["msg_type"] != "error" and used + size > self.cap_bytes:
+            self._dropped[cell_index] = self._dropped.get(cell_index, 0) + size
+            return None
+        self._sizes[cell_index] = used + size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _report(self, cell, cell_index, execute_reply):
+        dropped = self._dropped.pop(cell_index, 0)
+        if dropped:
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stdout",
+                text=f"\n[grader: {dropped / 1e6:.1f} MB of further output from this cell was dropped]\n"))
+        line = {"index": cell_index, "execution_count": cell.get("execution_count"), "outputs": cell.outputs}
+        self.out.write(json.dumps(line) + "\n")
+        self.out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook")
+    parser.add_argument("--cell-timeout", type=int, default=60)
+    parser.add_argument("--skip-tag", default="grading-skip")
+    parser.add_argument("--cap-kb", type=int, default=1024, help="output kept per cell")
+    args = parser.parse_args(argv)
+    make_non_dumpable()
+    out = sys.stdout
+    sys.stdout = sys.stderr  # anything else this process prints stays off the results pipe
+    nb = nbformat.read(args.notebook, as_version=4)
+    client = CappedClient(
+        nb, args.cap_kb * 1024, out, kernel_name="python3", timeout=args.cell_timeout,
+        allow_errors=True, interrupt_on_timeout=True, skip_cells_with_tag=args.skip_tag,
+        startup_timeout=60, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        resources={"metadata": {"path": "."}},
+    )
+    try:
+        client.execute()
+    except Exception as exc:  # noqa: BLE001 - a dead kernel ends the run; report why
+        out.write(json.dumps({"fatal": f"{exc.__class__.__name__}: {str(exc)[:300]}"}) + "\n")
+        out.flush()
+        return 1
+    out.write(json.dumps({"done": True}) + "\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
