@@ -8,7 +8,9 @@ reported (time limit, crash, the kernel killed) is marked failed with the reason
 """
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from nbformat import NotebookNode
 from traitlets.config import Config
 
 from autograder import sandbox
-from autograder.layout import SOLUTIONS, source_notebook
+from autograder.layout import DEFAULT_WORKSPACE, SOLUTIONS, source_notebook
 from autograder.nbgrader_config import CELL_TIMEOUT_S, course_config
 from autograder.preprocessors import ForgetBrokenMetadata
 
@@ -57,15 +59,41 @@ def is_test_cell(cell) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
-def demo_cells(nb_id: str) -> set[str]:
-    """grade_ids of the locked, ungraded code cells the author tagged as skippable."""
+@dataclass
+class Demos:
+    """The cells an author tagged as skippable, and the names they define."""
+
+    cells: set[str]
+    names: set[str]
+
+
+def _top_level_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def demo_cells(nb_id: str) -> Demos:
+    """Locked, ungraded code cells of the source tagged as skippable while grading."""
     nb = nbformat.read(source_notebook(nb_id), as_version=4)
-    return {_meta(c)["grade_id"] for c in nb.cells
-            if c.cell_type == "code" and SKIP_TAG in c.metadata.get("tags", [])
-            and _meta(c).get("locked") and not _meta(c).get("grade") and not _meta(c).get("solution")}
+    cells = [c for c in nb.cells
+             if c.cell_type == "code" and SKIP_TAG in c.metadata.get("tags", [])
+             and _meta(c).get("locked") and not _meta(c).get("grade") and not _meta(c).get("solution")]
+    return Demos({_meta(c)["grade_id"] for c in cells},
+                 set().union(*(_top_level_names(c.source) for c in cells)) if cells else set())
 
 
-def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: set[str]) -> NotebookNode:
+def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos) -> NotebookNode:
     """The submission as nbgrader would run it: outputs cleared, test cells restored."""
     from nbgrader import preprocessors as pp
 
@@ -78,7 +106,7 @@ def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: set[st
         nb, resources = preprocessor(config=config).preprocess(nb, resources)
     for cell in nb.cells:  # only the author decides what may be skipped
         tags = [t for t in cell.metadata.get("tags", []) if t != SKIP_TAG]
-        if _meta(cell).get("grade_id") in skip:
+        if _meta(cell).get("grade_id") in skip.cells:
             tags.append(SKIP_TAG)
         if tags:
             cell.metadata["tags"] = tags
@@ -122,8 +150,11 @@ def _merge(nb: NotebookNode, stdout: str) -> tuple[int, str | None]:
         except Exception:  # noqa: BLE001 - untrusted data: skip what does not parse
             continue
         if cell.cell_type == "code":
+            if record.get("status") != "ok" and not any(o.get("output_type") == "error" for o in outputs):
+                outputs.append(nbformat.v4.new_output("error", ename="NoReply", evalue="the cell did not finish",
+                                                      traceback=["NoReply: the cell did not finish"]))
             cell.outputs = outputs
-            cell.execution_count = record.get("execution_count")
+            cell.execution_count = record.get("execution_count") or 0  # reported means it ran
             reported += 1
     return reported, fatal
 
@@ -153,7 +184,10 @@ def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace:
             "--skip-tag", SKIP_TAG]
     env = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg",
            "PYDEVD_DISABLE_FILE_VALIDATION": "1", "OMP_NUM_THREADS": "1"}
-    result = sandbox.run_sandboxed(argv, scratch=scratch, hide=[SOLUTIONS, workspace], limits=limits,
+    # Hidden: the reference solutions, this run's workspace (gradebook, other students)
+    # and the default workspace of earlier runs.
+    hide = [p for p in (SOLUTIONS, workspace, DEFAULT_WORKSPACE) if p.exists()]
+    result = sandbox.run_sandboxed(argv, scratch=scratch, hide=hide, limits=limits,
                                    env=env, unsandboxed=not settings.sandboxed)
     _, fatal = _merge(nb, result.stdout)
     note = None
@@ -165,6 +199,10 @@ def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace:
         note = f"the kernel died ({fatal})"
     elif result.returncode != 0:
         note = f"the grading worker exited with {result.returncode}"
+    timeouts = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
+                if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"]
+    if timeouts and not note:
+        note = f"cell {timeouts[0] + 1} ran past the {settings.cell_timeout} s cell time limit and was interrupted"
     if result.stdout_truncated:
         note = (note + "; " if note else "") + "output over the limit was dropped"
     unrun = _mark_unrun_tests(nb, note or "the notebook stopped before this cell ran")
@@ -173,7 +211,14 @@ def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace:
     return Execution(nb, note, result.seconds)
 
 
-def needs_full_run(nb: NotebookNode) -> bool:
-    """A NameError in a test may come from a skipped demo cell the answer relied on."""
-    return any(o.get("output_type") == "error" and o.get("ename") == "NameError"
-               for c in nb.cells if is_test_cell(c) for o in c.get("outputs", []))
+NAME_ERROR = re.compile(r"name '(\w+)' is not defined")
+
+
+def needs_full_run(nb: NotebookNode, demos: Demos) -> bool:
+    """Did a test fail for a name that only a skipped demo cell defines? Then run it all."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if is_test_cell(cell) else []:
+            match = NAME_ERROR.search(str(output.get("evalue", ""))) if output.get("ename") == "NameError" else None
+            if match and match.group(1) in demos.names:
+                return True
+    return False

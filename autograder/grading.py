@@ -95,7 +95,7 @@ def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> lis
     return rows
 
 
-def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path) -> None:
+def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None) -> None:
     """Save an executed submission's scores in the gradebook and as autograded/ notebook."""
     from nbgrader import preprocessors as pp
 
@@ -107,6 +107,8 @@ def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path) -> None:
         gb.update_or_create_submission(nb_id, student)
     for preprocessor in (pp.LimitOutput, StderrIsNotFailure, pp.SaveAutoGrades):
         nb, resources = preprocessor(config=config).preprocess(nb, resources)
+    if note:  # say why at the top of the feedback and of the formgrader's view
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grader note:** {note}."))
     folder = workspace / "autograded" / student / nb_id
     if folder.exists():
         shutil.rmtree(folder)
@@ -115,13 +117,14 @@ def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path) -> None:
 
 
 def _execute(job: tuple[str, str, Path, NotebookNode], workspace: Path, settings: Settings,
-             skip: dict[str, set[str]]) -> Execution:
-    """Run one sanitized submission; again without skipping demos if a test hit a NameError."""
+             skip: dict[str, execution.Demos]) -> Execution:
+    """Run one sanitized submission; again in full if a test missed a name a demo defines."""
     student, nb_id, source, sanitized = job
     scratch = workspace / "scratch" / student / nb_id
+    demos = skip[nb_id]
     run = execution.run(sanitized, nb_id, scratch, source, workspace, settings,
-                        skip_demos=settings.skip_demos and bool(skip[nb_id]))
-    if settings.skip_demos and skip[nb_id] and execution.needs_full_run(run.notebook):
+                        skip_demos=settings.skip_demos and bool(demos.cells))
+    if settings.skip_demos and demos.cells and execution.needs_full_run(run.notebook, demos):
         full = execution.run(sanitized, nb_id, scratch, source, workspace, settings, skip_demos=False)
         full.seconds += run.seconds
         run = full
@@ -172,7 +175,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 student, nb_id, _, _ = futures[future]
                 try:
                     run = future.result()
-                    record(run.notebook, nb_id, student, workspace)
+                    record(run.notebook, nb_id, student, workspace, run.note)
                     graded.add((student, nb_id))
                     seconds[(student, nb_id)] = run.seconds
                     if run.note:

@@ -25,6 +25,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 CELL_LINE = re.compile(r"(?:Cell In\s*\[\d*\],\s*line\s+(\d+))|(?:^-+>\s*(\d+))", re.MULTILINE)
 
 
+GRADER_ERRORS = {"NotRun", "CellTimeoutError", "NoReply"}
+
+
 def _is_test_cell(cell) -> bool:
     return cell.cell_type == "code" and utils.is_grade(cell) and not utils.is_solution(cell)
 
@@ -86,7 +89,9 @@ class HideTestTracebacks(NbGraderPreprocessor):
                 continue
             line = failing_cell_line(output.get("traceback", []))
             ename, evalue = output.get("ename", "Error"), str(output.get("evalue", ""))
-            if hidden and (line is None or line in hidden):
+            if ename in GRADER_ERRORS:  # written by the grader, not raised by a test
+                summary = f"{ename}: {evalue}"
+            elif hidden and (line is None or line in hidden):
                 summary = f"{ename}: {self.hidden_message}" + (f" ({evalue})" if evalue else "")
             else:
                 summary = f"{ename}: {evalue}" if evalue else ename

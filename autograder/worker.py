@@ -62,12 +62,23 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
     def _report(self, cell, cell_index, execute_reply):
+        # A cell counts as run only on the kernel's own "ok" reply. After a time-out
+        # nbclient moves on with a made-up error reply and adds no output, which
+        # nbgrader would read as a passed test: record that error in the cell.
+        content = (execute_reply or {}).get("content", {})
+        status = content.get("status", "unknown")
+        timed_out = content.get("ename") == "CellTimeoutError"
+        if timed_out or (status != "ok" and not any(o.get("output_type") == "error" for o in cell.outputs)):
+            ename, evalue = content.get("ename", "NoReply"), content.get("evalue", f"the kernel answered {status!r}")
+            cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                                       traceback=[f"{ename}: {evalue}"]))
         dropped = self._dropped.pop(cell_index, 0)
         if dropped:
             cell.outputs.append(nbformat.v4.new_output(
                 "stream", name="stdout",
                 text=f"\n[grader: {dropped / 1e6:.1f} MB of further output from this cell was dropped]\n"))
-        line = {"index": cell_index, "execution_count": cell.get("execution_count"), "outputs": cell.outputs}
+        line = {"index": cell_index, "execution_count": cell.get("execution_count"), "status": status,
+                "outputs": cell.outputs}
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
 
@@ -87,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         nb, args.cap_kb * 1024, out, kernel_name="python3", timeout=args.cell_timeout,
         allow_errors=True, interrupt_on_timeout=True, skip_cells_with_tag=args.skip_tag,
         startup_timeout=60, extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        error_on_timeout={"ename": "CellTimeoutError",
+                          "evalue": f"this cell ran past the {args.cell_timeout} s limit and was interrupted",
+                          "traceback": [f"CellTimeoutError: this cell ran past the {args.cell_timeout} s limit"]},
         resources={"metadata": {"path": "."}},
     )
     try:

@@ -1,0 +1,169 @@
+"""The grader against hostile and broken submissions, driven through the real pipeline.
+
+One class holds a perfect submission and one submission per threat, each made from
+notebook 01's reference answers with one answer cell turned hostile. Every threat
+must leave the class finishing within its limits, the perfect student's grade intact,
+the hostile question scored for what it earned, and a one-line reason in the summary.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import nbformat
+import pandas as pd
+import pytest
+
+from autograder.execution import Settings
+from autograder.grading import grade_class
+from autograder.layout import REPO_ROOT, SOLUTIONS
+from autograder.sample_class import answer_cells, autograded_answers, perfect, submission
+from autograder.sandbox import Limits, check_sandbox
+
+pytestmark = [pytest.mark.grading,
+              pytest.mark.skipif(not check_sandbox()[0], reason=f"no sandbox here: {check_sandbox()[1]}")]
+NB = "01_game_theory"
+CELL_S, NOTEBOOK_S = 5, 60
+GAMES = REPO_ROOT / "course_lib" / "games.py"
+
+
+def hostile(answer_index: int, before: str = "", after: str = ""):
+    """Reference answers, with code put before/after the answer cell number ``answer_index``."""
+    answers = answer_cells(NB)
+    gid = autograded_answers(NB)[answer_index]
+    answers[gid] = f"{before}\n{answers[gid]}\n{after}"
+    return submission(NB, answers), gid
+
+
+FIRST, LAST = 0, -1
+READ_SOLUTION = f"""
+import json
+source = json.load(open({str(SOLUTIONS / NB / (NB + '.ipynb'))!r}))
+exec(next(c["source"] for c in source["cells"] if "def best_response" in "".join(c["source"])))
+"""
+WRITE_OUTSIDE = f"""
+for target in [{str(GAMES)!r}, {str(REPO_ROOT / 'pwned.txt')!r}, '/etc/pwned']:
+    try:
+        open(target, 'a').write('# pwned')
+    except OSError as exc:
+        print('refused:', target, type(exc).__name__)
+"""
+
+# student -> (notebook, questions it must lose, words the summary must say)
+THREATS = {
+    "infinite_loop": (hostile(FIRST, before="while True:\n    pass"), "cell time limit"),
+    "ignores_interrupts": (hostile(LAST, before="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                               "while True:\n    pass"), "time limit"),
+    "fork_bomb": (hostile(LAST, before="import os\nwhile True:\n    os.fork()"), None),
+    "os_exit": (hostile(LAST, before="import os\nos._exit(3)"), "kernel died"),
+    "segfault": (hostile(LAST, before="import ctypes\nctypes.string_at(0)"), "kernel died"),
+    "reads_solutions": (hostile(FIRST, before=READ_SOLUTION), None),
+}
+HARMLESS = {  # hostile code that fails without costing the (correct) answer anything
+    "sys_exit": hostile(LAST, after="import sys\nsys.exit(1)"),
+    "output_flood": hostile(FIRST, after="print('x' * 100_000_000)"),
+    "memory_hog": hostile(FIRST, after="hog = bytearray(16 * 1024**3)"),
+    "network": hostile(FIRST, after="import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n"
+                                    "    print('CONNECTED')\nexcept OSError as exc:\n    print('offline', exc)"),
+    "reads_gradebook": hostile(FIRST, after="import glob\nprint('FOUND', glob.glob('/tmp/pytest-of-*/*/*/gradebook.db')"
+                                            f" + glob.glob({str(REPO_ROOT / '.workspace' / '*.db')!r}))"),
+    "writes_outside": hostile(FIRST, after=WRITE_OUTSIDE),
+}
+
+
+def old_nbformat(nb) -> str:
+    """The same notebook as nbformat 4.4 JSON, without cell ids."""
+    data = json.loads(nbformat.writes(nb))
+    data["nbformat_minor"] = 4
+    for cell in data["cells"]:
+        cell.pop("id", None)
+    return json.dumps(data)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile-class")
+    notebooks = {"perfect": perfect(NB)}
+    notebooks.update({s: nb for s, ((nb, _), _) in THREATS.items()})
+    notebooks.update({s: nb for s, (nb, _) in HARMLESS.items()})
+    for student, nb in notebooks.items():
+        (root / student).mkdir()
+        nbformat.write(nb, root / student / f"{NB}.ipynb")
+    (root / "nbformat_44").mkdir()
+    (root / "nbformat_44" / f"{NB}.ipynb").write_text(old_nbformat(perfect(NB)))
+    games_before = hashlib.sha256(GAMES.read_bytes()).hexdigest()
+    settings = Settings(cell_timeout=CELL_S, limits=Limits(memory_mb=2048, max_processes=64, file_size_mb=64,
+                                                           output_mb=32, wall_seconds=NOTEBOOK_S))
+    start = time.perf_counter()
+    result = grade_class(root, tmp_path_factory.mktemp("workspace"), [NB], workers=2, settings=settings)
+    result.wall_seconds = time.perf_counter() - start
+    result.games_unchanged = hashlib.sha256(GAMES.read_bytes()).hexdigest() == games_before
+    return result
+
+
+def auto_scores(result, student) -> pd.Series:
+    g = result.grades
+    return g[(g.student == student) & (g.kind == "auto")].set_index("question").score
+
+
+def notes(result, student) -> str:
+    return "; ".join(p.reason for p in result.problems if p.student == student)
+
+
+def test_the_class_finishes_within_its_limits(graded):
+    students = len(THREATS) + len(HARMLESS) + 2
+    # two workers; a hostile notebook may take its whole notebook limit, the others seconds
+    assert graded.wall_seconds < NOTEBOOK_S * 3 + 20 * students / 2, graded.wall_seconds
+
+
+def test_the_perfect_student_keeps_every_point(graded):
+    full = auto_scores(graded, "perfect")
+    assert full.sum() > 0 and not notes(graded, "perfect")
+    g = graded.grades
+    assert (full == g[(g.student == "perfect") & (g.kind == "auto")].set_index("question").max_score).all()
+
+
+@pytest.mark.parametrize("student", sorted(THREATS))
+def test_a_hostile_answer_loses_its_own_question_and_says_why(graded, student):
+    (_, gid), words = THREATS[student]
+    full = auto_scores(graded, "perfect")
+    got = auto_scores(graded, student)
+    own = f"{gid}-tests"
+    assert got[own] == 0, f"{student} earned points on {own}"
+    earlier = list(full.index[: list(full.index).index(own)])
+    # questions answered before the hostile cell keep their points
+    assert (got[earlier] == full[earlier]).all(), got
+    if words:
+        assert words in notes(graded, student), notes(graded, student)
+
+
+@pytest.mark.parametrize("student", sorted(HARMLESS) + ["nbformat_44"])
+def test_harmless_misbehaviour_costs_nothing(graded, student):
+    assert (auto_scores(graded, student) == auto_scores(graded, "perfect")).all(), notes(graded, student)
+
+
+def printed(result, student) -> str:
+    nb = nbformat.read(result.workspace / "autograded" / student / NB / f"{NB}.ipynb", as_version=4)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_the_sandbox_kept_the_code_in(graded):
+    assert graded.games_unchanged
+    assert not (REPO_ROOT / "pwned.txt").exists()
+    assert "offline" in printed(graded, "network") and "CONNECTED" not in printed(graded, "network")
+    assert "FOUND []" in printed(graded, "reads_gradebook")
+    assert printed(graded, "writes_outside").count("refused:") == 3
+    flood = (graded.workspace / "autograded" / "output_flood" / NB / f"{NB}.ipynb").stat().st_size
+    assert flood < 5_000_000
+
+
+def test_grading_twice_gives_identical_scores(tmp_path):
+    wrong_first = submission(NB, {**answer_cells(NB), autograded_answers(NB)[0]: "def best_response(p, i, a):\n    return [0]"})
+    for student, nb in {"perfect": perfect(NB), "wrong": wrong_first}.items():
+        (tmp_path / "class" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "class" / student / f"{NB}.ipynb")
+    first = grade_class(tmp_path / "class", tmp_path / "ws", [NB], workers=2)
+    second = grade_class(tmp_path / "class", tmp_path / "ws", [NB], workers=2)
+    pd.testing.assert_frame_equal(first.grades, second.grades)
+    assert first.grades.score.sum() > 0
