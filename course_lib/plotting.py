@@ -119,3 +119,84 @@ def strategy_field(payoffs, kind: str = "replicator", ax=None, grid: int = 15, t
     ax.set_ylabel("q = P(player 1 plays action 0)")
     ax.set_title(title or f"{kind.replace('_', '-')} dynamics")
     return ax
+
+
+# ------------------------------------------------------------------- learning curves
+
+
+def plot_learning_curves(df, x: str, y: str, hue: str | None = None, ax=None, ci: float | None = 95,
+                         title: str | None = None, units: str | None = None, **kwargs):
+    """Mean of ``y`` over seeds against ``x`` with a confidence band (seaborn lineplot).
+
+    ``df`` is a long DataFrame with one row per (seed, logged step), as ``train(...)``
+    returns (concatenate runs with a ``seed`` column).  Rows with the same ``x`` (and
+    ``hue``) are averaged; ``ci`` is the percentage of the bootstrap confidence band
+    (``None`` for no band).  Logged steps that differ between seeds should be binned
+    first (e.g. ``df["step"] // 1000 * 1000``).  Extra keyword arguments go to
+    ``seaborn.lineplot``.
+    Taught in notebooks/02_independent_learners.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.8))
+    data = df.dropna(subset=[y])
+    errorbar = ("ci", ci) if ci else None
+    sns.lineplot(data=data, x=x, y=y, hue=hue, ax=ax, errorbar=errorbar, units=units,
+                 estimator="mean" if units is None else None, n_boot=kwargs.pop("n_boot", 200),
+                 seed=kwargs.pop("seed", 0), **kwargs)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_action_frequencies(freqs, action_names: Sequence[str] | None = None, ax=None,
+                            ci: float | None = 95, title: str | None = None, x: str = "episode"):
+    """Probability of each action over time, mean over seeds with a confidence band.
+
+    ``freqs`` is an array ``[seeds, T, n_actions]`` (e.g. the share of an agent's
+    actions per episode block, or its policy) or a long DataFrame of ONE agent with
+    columns ``seed``, ``x`` (default ``"episode"``), ``action``, ``frequency`` (the
+    ``actions`` table of ``course_lib.algos.iql.run_matrix_game``, filtered to one
+    agent).  The band is a normal-approximation ``ci``% interval of the mean over seeds.
+    Taught in notebooks/02_independent_learners.
+    """
+    import matplotlib.pyplot as plt
+
+    if hasattr(freqs, "pivot_table"):
+        table = freqs.pivot_table(index=["seed", x], columns="action", values="frequency")
+        seeds = table.index.get_level_values(0).unique()
+        arr = np.stack([table.loc[s].to_numpy() for s in seeds])
+        ts = table.loc[seeds[0]].index.to_numpy()
+    else:
+        arr = np.asarray(freqs, dtype=float)
+        if arr.ndim == 2:
+            arr = arr[None]
+        ts = np.arange(arr.shape[1])
+    S, _, A = arr.shape
+    names = list(action_names or [str(a) for a in range(A)])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    mean = arr.mean(axis=0)
+    if ci and S > 1:
+        from statistics import NormalDist
+
+        z = NormalDist().inv_cdf(0.5 + ci / 200.0)
+        half = z * arr.std(axis=0, ddof=1) / np.sqrt(S)
+    else:
+        half = None
+    for a in range(A):
+        line, = ax.plot(ts, mean[:, a], label=names[a])
+        if half is not None:
+            ax.fill_between(ts, np.clip(mean[:, a] - half[:, a], 0, 1),
+                            np.clip(mean[:, a] + half[:, a], 0, 1), color=line.get_color(), alpha=0.2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(x)
+    ax.set_ylabel("frequency")
+    ax.legend(title="action", fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,1 @@
+"""Reference algorithms of the course, one module per family (iql, qmix, ...)."""

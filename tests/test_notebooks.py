@@ -1,0 +1,87 @@
+"""Every notebook of the course through the grader, in quick mode.
+
+For each notebook one class is graded: the reference solution itself, a perfect
+submission (the release with the reference answers), the untouched release, and one
+submission per known-wrong answer in tests/fixtures/wrong_answers/<notebook>.py.
+The solution and the perfect submission earn every autograded point, the release
+none, and each wrong answer loses points on exactly its own question.
+"""
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pandas as pd
+import pytest
+
+from autograder.grading import grade_class
+from autograder.layout import notebook_ids, release_notebook, source_notebook
+from autograder.sample_class import answer_cells, perfect, submission
+from conftest import FIXTURES, load_wrong_answers
+
+pytestmark = pytest.mark.grading
+
+
+def owned_tests(nb_id: str) -> dict[str, list[str]]:
+    """answer grade_id -> the test cells that follow it in the source notebook."""
+    owner, tests = None, {}
+    for cell in nbformat.read(source_notebook(nb_id), as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            owner = meta["grade_id"]
+            tests[owner] = []
+        elif cell.cell_type == "code" and meta.get("grade") and owner:
+            tests[owner].append(meta["grade_id"])
+    return tests
+
+
+def test_every_notebook_has_its_release_and_wrong_answer_fixtures():
+    assert notebook_ids(), "no notebooks in solutions/"
+    for nb_id in notebook_ids():
+        assert release_notebook(nb_id).exists(), f"run `course release {nb_id}`"
+        assert (FIXTURES / "wrong_answers" / f"{nb_id}.py").exists(), nb_id
+
+
+@pytest.fixture(scope="module", params=notebook_ids())
+def graded(request, tmp_path_factory):
+    nb_id = request.param
+    wrong = load_wrong_answers(nb_id).WRONG
+    root = tmp_path_factory.mktemp(f"class-{nb_id}")
+    notebooks = {"perfect": perfect(nb_id), "blank": nbformat.read(release_notebook(nb_id), as_version=4)}
+    notebooks.update({f"wrong_{gid}": submission(nb_id, {**answer_cells(nb_id), gid: src})
+                      for gid, src in wrong.items()})
+    for student, nb in notebooks.items():
+        (root / student).mkdir()
+        nbformat.write(nb, root / student / f"{nb_id}.ipynb")
+    (root / "solution").mkdir()
+    shutil.copyfile(source_notebook(nb_id), root / "solution" / f"{nb_id}.ipynb")
+    result = grade_class(root, tmp_path_factory.mktemp(f"ws-{nb_id}"), [nb_id], workers=2)
+    return nb_id, wrong, result
+
+
+def auto(result, student: str) -> pd.Series:
+    g = result.grades
+    return g[(g.student == student) & (g.kind == "auto")].set_index("question")
+
+
+def test_solution_and_perfect_earn_everything_release_nothing(graded):
+    nb_id, _, result = graded
+    assert not result.problems, [(p.student, p.reason) for p in result.problems]
+    full = auto(result, "perfect").max_score
+    assert full.sum() > 0
+    for student in ("solution", "perfect"):
+        assert (auto(result, student).score == full).all(), f"{nb_id}: {student}\n{auto(result, student)}"
+    assert (auto(result, "blank").score == 0).all(), f"{nb_id}: the release earns points"
+
+
+def test_each_wrong_answer_loses_points_on_its_own_question_only(graded):
+    nb_id, wrong, result = graded
+    assert len(wrong) >= 3, f"{nb_id}: at least three wrong-answer fixtures"
+    tests = owned_tests(nb_id)
+    full = auto(result, "perfect").max_score
+    for gid in wrong:
+        got = auto(result, f"wrong_{gid}").score
+        own = tests[gid]
+        assert (got[own] < full[own]).all(), f"{nb_id}: wrong {gid} kept its points on {own}"
+        others = got.drop(own)
+        assert (others == full.drop(own)).all(), f"{nb_id}: wrong {gid} lost points elsewhere:\n{others}"
