@@ -19,11 +19,6 @@ from autograder.layout import REPO_ROOT, notebook_ids, resolve_ids, workspace_di
 
 
 def _prepare_environment() -> None:
-    # nbgrader runs `alembic` from PATH: make this interpreter's scripts visible even
-    # when the virtual environment is not activated.
-    scripts = str(Path(sys.executable).parent)
-    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     # Notebooks run their quick budget under the grader; keep Jupyter's path warnings away.
     os.environ.setdefault("COURSE_QUICK", "1")
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")

@@ -25,7 +25,7 @@ from autograder import execution, sandbox
 from autograder.execution import Execution, Settings
 from autograder.intake import Intake, Problem, collect, unpack
 from autograder.layout import notebook_ids
-from autograder.nbgrader_api import checked, make_api
+from autograder.feedback import FeedbackWriter
 from autograder.nbgrader_config import COURSE_ID, course_config
 from autograder.preprocessors import StderrIsNotFailure
 from autograder.release import generate
@@ -95,7 +95,7 @@ def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> lis
     return rows
 
 
-def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None) -> None:
+def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None) -> NotebookNode:
     """Save an executed submission's scores in the gradebook and as autograded/ notebook."""
     from nbgrader import preprocessors as pp
 
@@ -114,6 +114,7 @@ def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: st
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     nbformat.write(nb, folder / f"{nb_id}.ipynb")
+    return nb
 
 
 def _execute(job: tuple[str, str, Path, NotebookNode], workspace: Path, settings: Settings,
@@ -168,19 +169,19 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
 
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
-        api = make_api(workspace)
+        feedback = FeedbackWriter(workspace)
         with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
             futures = {pool.submit(_execute, job, workspace, settings, skip): job for job in jobs}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
                 student, nb_id, _, _ = futures[future]
                 try:
                     run = future.result()
-                    record(run.notebook, nb_id, student, workspace, run.note)
+                    autograded = record(run.notebook, nb_id, student, workspace, run.note)
                     graded.add((student, nb_id))
                     seconds[(student, nb_id)] = run.seconds
                     if run.note:
                         problems.append(Problem(student, f"{nb_id}.ipynb", run.note, nb_id))
-                    checked(api.generate_feedback(nb_id, student, force=True), f"feedback for {student}/{nb_id}")
+                    feedback.write(autograded, nb_id, student)
                 except Exception as exc:  # noqa: BLE001
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {first[:160]}", nb_id))

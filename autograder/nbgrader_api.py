@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 from nbgrader.apps.api import NbGraderAPI
@@ -14,7 +16,16 @@ class NbgraderError(RuntimeError):
     """nbgrader reported a failure; the message carries its log."""
 
 
+def _alembic_on_path() -> None:
+    # nbgrader runs `alembic` from PATH when it creates a gradebook: make this
+    # interpreter's scripts visible even when the virtual environment is not activated.
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
+
+
 def make_api(workspace: Path, release_directory: Path | None = None) -> NbGraderAPI:
+    _alembic_on_path()
     workspace.mkdir(parents=True, exist_ok=True)
     config = course_config(workspace, release_directory)
     coursedir = CourseDirectory(config=config)
