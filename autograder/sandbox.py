@@ -336,8 +336,11 @@ def _mount_args(argv: Sequence[str], scratch: Path, hide: Iterable, readonly_ext
         closed = _closed_ancestors(runtime | optional | extra | {scratch})
         private |= {c for c in closed if not _under(c, hidden)}
         hidden = private | explicit
-    expose = {p for p in runtime if _under(p, hidden)}
-    expose |= {p for p in optional if _under(p, private) and not _under(p, explicit)}
+    # The private /tmp and /dev/shm cover whatever lay there too: a checkout or a
+    # virtual environment under /tmp (a CI clone, say) is mounted back read-only.
+    temp = {_real("/tmp"), _real("/dev/shm")}
+    expose = {p for p in runtime if _under(p, hidden | temp)}
+    expose |= {p for p in optional if _under(p, private | temp) and not _under(p, explicit)}
     expose |= extra
     # A folder inside another exposed folder is already there (unless hidden between).
     expose = {p for p in expose if not any(q in p.parents and not any(
