@@ -51,11 +51,24 @@ __all__ = [
     "two_step_tables",
     "matrix_game_table",
     "TWO_STEP_QMIX_PAPER",
+    "MATRIX_GAME_SETTINGS",
 ]
 
 # QMIX paper (Rashid et al. 2018), two-step game: QMIX's learned Q_tot in the first
 # state (rows: agent 1's action, which picks 2A or 2B; columns: agent 2's action).
 TWO_STEP_QMIX_PAPER = np.array([[6.93, 6.93], [7.92, 7.92]])
+
+# Settings of :func:`train` for the matrix games of notebooks/03_value_decomposition and
+# bench/value_based.py (use with ``VecTwoStepGame(32)`` / ``VecMatrixGame(32, ...)``).
+# As in the QMIX paper's two-step experiment, actions are uniformly random throughout
+# training (epsilon = 1) and gamma = 0.99; the network sizes and the optimiser settings
+# are ours: large batches of iid transitions let ~200 gradient steps reach the fixed
+# point in about a second on one core.
+MATRIX_GAME_SETTINGS = dict(
+    total_steps=60, learning_starts=10, gradient_steps=4, batch_size=512, buffer_size=5_000,
+    lr=1e-2, target_every=30, hidden=(32,), embed_dim=32, hypernet_layers=2,
+    eps_start=1.0, eps_end=1.0, gamma=0.99, log_every=10,
+)
 
 
 # =============================================================================
@@ -337,6 +350,8 @@ def train(env, config: Config | None = None, mixer: str = "qmix", *, eval_env=No
     def q_values(net, o, h):  # -> (Q [b, N, A], next hidden or None)
         return net(o, h) if cfg.recurrent else (net(o), None)
 
+    learner = Learner(q_net, {"qmix": mix_net, "vdn": "vdn", "iql": None}[kind], kind, cfg)
+
     rows: list[dict] = []
     returns, losses, q_tots = [], [], []
     episodes, grad_steps = 0, 0
@@ -384,7 +399,6 @@ def train(env, config: Config | None = None, mixer: str = "qmix", *, eval_env=No
 
         # ---- log one row
         if step % cfg.log_every == 0 or step == cfg.total_steps:
-            learner = Learner(q_net, mix_net if kind == "qmix" else (None if kind == "iql" else "vdn"), kind, cfg)
             row = {
                 "step": step,
                 "episodes": episodes,
@@ -404,7 +418,7 @@ def train(env, config: Config | None = None, mixer: str = "qmix", *, eval_env=No
     bar.close()
     df = pd.DataFrame(rows)
     if return_learner:
-        return df, Learner(q_net, mix_net if kind == "qmix" else (None if kind == "iql" else "vdn"), kind, cfg)
+        return df, learner
     return df
 
 
@@ -443,34 +457,39 @@ def _learn(batch, kind, cfg, q_net, mix_net, target_q, target_mix, q_values):
 # 6. Inspecting what was learned
 # =============================================================================
 def greedy_actions(learner: Learner, obs, hidden=None) -> np.ndarray:
-    """Every agent's greedy action ``argmax_a Q_i(o_i, a)``: ``[B, N]`` from obs ``[B, N, D]``."""
+    """Every agent's greedy action ``argmax_a Q_i(o_i, a)``: ``[B, N]`` from obs ``[B, N, D]``.
+    Used in notebooks/03_value_decomposition."""
     return learner.agent_qs(obs, hidden).argmax(-1).numpy()
 
 
 def greedy_return(learner: Learner, env, episodes: int = 64, seed: int | None = 0,
                   max_steps: int = 10_000) -> float:
     """Mean return per agent of the greedy decentralised policy over ``episodes``
-    episodes of the batched ``env`` (episodes that end are counted; GRU memory is
-    reset at episode ends)."""
-    obs, _ = env.reset(seed=seed)
+    episodes of the batched ``env``.
+
+    Runs rounds of one episode per environment (``env.reset(seed=seed + round)``), so
+    short episodes are not over-counted; GRU memory starts from zeros.
+    Used in notebooks/03_value_decomposition.
+    """
     B = env.num_envs
     recurrent = getattr(learner.q_net, "recurrent", False)
-    hidden = learner.q_net.init_hidden(B) if recurrent else None
     returns: list[float] = []
-    for _ in range(max_steps):
-        with torch.no_grad():
-            if recurrent:
-                q, hidden = learner.q_net(torch.as_tensor(obs), hidden)
-            else:
-                q = learner.q_net(torch.as_tensor(obs))
-        obs, _, _, _, info = env.step(q.argmax(-1).numpy())
-        done = info["done"]
-        if done.any():
-            returns.extend(info["episode_return_mean"][done].tolist())
-            if recurrent:
-                hidden = hidden * torch.as_tensor(~done, dtype=torch.float32)[:, None, None]
-        if len(returns) >= episodes:
-            break
+    for round_ in range(-(-int(episodes) // B)):
+        obs, _ = env.reset(seed=None if seed is None else seed + round_)
+        hidden = learner.q_net.init_hidden(B) if recurrent else None
+        pending = np.ones(B, dtype=bool)  # envs whose first episode is still running
+        for _ in range(max_steps):
+            with torch.no_grad():
+                if recurrent:
+                    q, hidden = learner.q_net(torch.as_tensor(obs), hidden)
+                else:
+                    q = learner.q_net(torch.as_tensor(obs))
+            obs, _, _, _, info = env.step(q.argmax(-1).numpy())
+            first = info["done"] & pending
+            returns.extend(info["episode_return_mean"][first].tolist())
+            pending &= ~info["done"]
+            if not pending.any():
+                break
     return float(np.mean(returns[:episodes])) if returns else float("nan")
 
 
@@ -479,6 +498,7 @@ def q_tot_table(learner: Learner, obs, state) -> np.ndarray:
 
     ``obs [N, D]`` holds every agent's observation and ``state [S]`` the global state
     (feed-forward agents).  For IQL the table is the sum of the agents' values.
+    Used in notebooks/03_value_decomposition.
     """
     obs = np.asarray(obs, dtype=np.float32)[None]
     qs = learner.agent_qs(obs)[0]  # [N, A]
@@ -492,7 +512,8 @@ def q_tot_table(learner: Learner, obs, state) -> np.ndarray:
 
 def two_step_tables(learner: Learner) -> dict[str, np.ndarray]:
     """``Q_tot`` tables of the two-step game in its three states: ``{"1", "2A", "2B"}``
-    (rows: agent 1's action, columns: agent 2's action)."""
+    (rows: agent 1's action, columns: agent 2's action).
+    Used in notebooks/03_value_decomposition (compare with :data:`TWO_STEP_QMIX_PAPER`)."""
     tables = {}
     for index, name in enumerate(["1", "2A", "2B"]):
         one_hot = np.eye(3, dtype=np.float32)[index]
@@ -501,6 +522,8 @@ def two_step_tables(learner: Learner) -> dict[str, np.ndarray]:
 
 
 def matrix_game_table(learner: Learner, env) -> np.ndarray:
-    """``Q_tot`` table of a one-shot ``VecMatrixGame`` (its first-round observation)."""
+    """``Q_tot`` table of a one-shot ``VecMatrixGame`` (its first-round observation), e.g.
+    the QTRAN game of Son et al. (2019) or the climbing game.
+    Used in notebooks/03_value_decomposition."""
     obs, _ = env.reset()
     return q_tot_table(learner, obs[0], env.state()[0])
