@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from course_lib import games
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "solutions" / "01_game_theory" / "01_game_theory.ipynb"
 
 CATALOGUE_SHAPES = {
     "prisoners_dilemma": (2, 2, 2),
@@ -411,25 +408,3 @@ def test_game_plots_headless():
             plotting.payoff_heatmap(three_player_match())
     finally:
         plt.close("all")
-
-
-# --------------------------------------------------------------------------- notebook
-
-
-@pytest.mark.notebook
-@pytest.mark.timeout(180)
-def test_solution_notebook_runs(monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    monkeypatch.setenv("COURSE_QUICK", "1")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), (
-        "the committed notebook must carry no outputs"
-    )
-    client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError on the first failing cell
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors

@@ -13,6 +13,7 @@ import shutil
 import nbformat
 import pandas as pd
 import pytest
+from nbclient import NotebookClient
 
 from autograder.grading import grade_class
 from autograder.layout import notebook_ids, release_notebook, source_notebook
@@ -33,6 +34,23 @@ def owned_tests(nb_id: str) -> dict[str, list[str]]:
         elif cell.cell_type == "code" and meta.get("grade") and owner:
             tests[owner].append(meta["grade_id"])
     return tests
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("nb_id", notebook_ids())
+def test_solution_runs_top_to_bottom(nb_id):
+    """What a self-learner does: every cell of the solution, demos included, in quick mode."""
+    path = source_notebook(nb_id)
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks cleared"
+    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    stderr = [o for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+              for o in c.outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, "test cells must not write to stderr"
 
 
 def test_every_notebook_has_its_release_and_wrong_answer_fixtures():
