@@ -6,7 +6,10 @@ import os
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from autograder.layout import source_notebook
 
 os.environ["COURSE_QUICK"] = "1"
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -24,6 +27,19 @@ def load_wrong_answers(nb_id: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def owned_tests(nb_id: str) -> dict[str, list[str]]:
+    """answer grade_id -> the test cells that follow it in the source notebook."""
+    owner, tests = None, {}
+    for cell in nbformat.read(source_notebook(nb_id), as_version=4).cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution"):
+            owner = meta["grade_id"]
+            tests[owner] = []
+        elif cell.cell_type == "code" and meta.get("grade") and owner:
+            tests[owner].append(meta["grade_id"])
+    return tests
 
 
 def pytest_configure(config):

@@ -20,7 +20,7 @@ from autograder.grading import grade_class
 from autograder.layout import REPO_ROOT, release_notebook, source_notebook
 from autograder.preprocessors import hidden_line_numbers
 from autograder.sample_class import answer_cells, autograded_answers, perfect, submission
-from conftest import load_wrong_answers
+from conftest import load_wrong_answers, owned_tests
 
 pytestmark = pytest.mark.grading
 NB = "01_game_theory"
@@ -29,19 +29,6 @@ NOISE = "a harmless warning the student's code writes to stderr"
 
 def _meta(cell) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def tests_of_answers() -> dict[str, list[str]]:
-    """answer grade_id -> grade_ids of the test cells that follow it in the source."""
-    owner, tests = None, {}
-    for cell in nbformat.read(source_notebook(NB), as_version=4).cells:
-        meta = _meta(cell)
-        if cell.cell_type == "code" and meta.get("solution"):
-            owner = meta["grade_id"]
-            tests[owner] = []
-        elif cell.cell_type == "code" and meta.get("grade") and owner:
-            tests[owner].append(meta["grade_id"])
-    return tests
 
 
 def with_stderr_noise(source: str) -> str:
@@ -88,7 +75,7 @@ def with_duplicated_cell(nb, grade_id, source):
 def fixtures():
     wrong = load_wrong_answers(NB)
     answers = answer_cells(NB)
-    tests = tests_of_answers()
+    tests = owned_tests(NB)
     first_answer = autograded_answers(NB)[0]
     first_test = tests[first_answer][0]
     wrong_first = submission(NB, {**answers, first_answer: wrong.WRONG[first_answer]})

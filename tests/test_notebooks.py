@@ -18,22 +18,9 @@ from nbclient import NotebookClient
 from autograder.grading import grade_class
 from autograder.layout import notebook_ids, release_notebook, source_notebook
 from autograder.sample_class import answer_cells, perfect, submission
-from conftest import FIXTURES, load_wrong_answers
+from conftest import FIXTURES, load_wrong_answers, owned_tests
 
 pytestmark = pytest.mark.grading
-
-
-def owned_tests(nb_id: str) -> dict[str, list[str]]:
-    """answer grade_id -> the test cells that follow it in the source notebook."""
-    owner, tests = None, {}
-    for cell in nbformat.read(source_notebook(nb_id), as_version=4).cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution"):
-            owner = meta["grade_id"]
-            tests[owner] = []
-        elif cell.cell_type == "code" and meta.get("grade") and owner:
-            tests[owner].append(meta["grade_id"])
-    return tests
 
 
 @pytest.mark.notebook
