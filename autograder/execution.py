@@ -132,9 +132,9 @@ def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path
     return target
 
 
-def _merge(nb: NotebookNode, stdout: str) -> tuple[int, str | None]:
-    """Copy the worker's reported cells into ``nb``; (cells reported, worker's fatal error)."""
-    reported, fatal = 0, None
+def _merge(nb: NotebookNode, stdout: str) -> str | None:
+    """Copy the worker's reported cells into ``nb``; return the worker's fatal error, if any."""
+    fatal = None
     for line in stdout.splitlines():
         try:
             record = json.loads(line)
@@ -155,8 +155,7 @@ def _merge(nb: NotebookNode, stdout: str) -> tuple[int, str | None]:
                                                       traceback=["NoReply: the cell did not finish"]))
             cell.outputs = outputs
             cell.execution_count = record.get("execution_count") or 0  # reported means it ran
-            reported += 1
-    return reported, fatal
+    return fatal
 
 
 def _mark_unrun_tests(nb: NotebookNode, reason: str) -> int:
@@ -189,7 +188,7 @@ def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace:
     hide = [p for p in (SOLUTIONS, workspace, DEFAULT_WORKSPACE) if p.exists()]
     result = sandbox.run_sandboxed(argv, scratch=scratch, hide=hide, limits=limits,
                                    env=env, unsandboxed=not settings.sandboxed)
-    _, fatal = _merge(nb, result.stdout)
+    fatal = _merge(nb, result.stdout)
     note = None
     if result.timed_out:
         note = f"stopped at the notebook time limit ({limits.wall_seconds} s)"

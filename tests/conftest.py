@@ -1,9 +1,8 @@
-"""Shared test set-up: quick mode, the venv's scripts on PATH, and fixture helpers."""
+"""Shared test set-up: quick mode and fixture helpers."""
 from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import nbformat
@@ -14,8 +13,6 @@ from autograder.layout import source_notebook
 os.environ["COURSE_QUICK"] = "1"
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-# nbgrader runs `alembic` from PATH, and notebooks run in this interpreter's kernel.
-os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
