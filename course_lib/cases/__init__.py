@@ -1,0 +1,1 @@
+"""Judge cases, one module per notebook (see course_lib/judge.py)."""
