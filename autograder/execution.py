@@ -11,8 +11,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import os
 import shutil
-import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +21,14 @@ import nbformat
 from nbformat import NotebookNode
 from traitlets.config import Config
 
-from autograder import sandbox
+from autograder import judging, sandbox
+from autograder.session import SessionPool, preload_modules
 from autograder.layout import DEFAULT_WORKSPACE, SOLUTIONS, source_notebook
 from autograder.nbgrader_config import CELL_TIMEOUT_S, course_config
 from autograder.preprocessors import ForgetBrokenMetadata
+from course_lib import judge
 
 SKIP_TAG = "grading-skip"  # demo cells the author marked as not needed for grading
-WORKER = Path(__file__).with_name("worker.py")
 
 
 @dataclass
@@ -117,10 +119,14 @@ def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos)
 
 
 def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path) -> Path:
-    """The folder the notebook runs in: the student's extra files, then the course's."""
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    """The folder the notebook runs in: the student's extra files, then the course's.
+
+    The folder is emptied, not replaced: it is mounted into the running sandbox. Files
+    are handed to the folder's owner (the sandbox's uid when the grader is root).
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    for entry in scratch.iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     for extra in submitted.parent.iterdir():
         if extra.is_file() and extra.suffix != ".ipynb":
             shutil.copyfile(extra, scratch / extra.name)
@@ -129,6 +135,10 @@ def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path
             shutil.copyfile(data, scratch / data.name)
     target = scratch / f"{nb_id}.ipynb"
     nbformat.write(nb, target)
+    owner = scratch.stat()
+    if os.geteuid() == 0 and owner.st_uid != 0:
+        for entry in scratch.iterdir():
+            os.chown(entry, owner.st_uid, owner.st_gid)
     return target
 
 
@@ -169,45 +179,56 @@ def _mark_unrun_tests(nb: NotebookNode, reason: str) -> int:
     return count
 
 
-def run(nb: NotebookNode, nb_id: str, scratch: Path, submitted: Path, workspace: Path,
-        settings: Settings, skip_demos: bool) -> Execution:
-    """Execute ``nb`` in the sandbox and return it with its outputs."""
+SANDBOX_ENV = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg",
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1", "OMP_NUM_THREADS": "1"}
+
+
+def sessions(workspace: Path, settings: Settings, nb_ids: list[str]) -> SessionPool:
+    """Fork servers for a grading run, hiding the reference solutions, this run's
+    workspace (gradebook, other students) and the default workspace of earlier runs."""
+    hide = [p for p in (SOLUTIONS, workspace, DEFAULT_WORKSPACE) if p.exists()]
+    preload = preload_modules([source_notebook(nb_id) for nb_id in nb_ids])
+    return SessionPool(workspace, hide, settings.sandbox_limits(), SANDBOX_ENV, preload, settings.sandboxed)
+
+
+def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
+        settings: Settings, skip_demos: bool, judge_seed: int = 0) -> Execution:
+    """Execute ``nb`` in a sandboxed fork server; return it with its outputs, judged records checked."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # our own copy
     if not skip_demos:
         for cell in nb.cells:
             if SKIP_TAG in cell.metadata.get("tags", []):
                 cell.metadata["tags"].remove(SKIP_TAG)
-    target = prepare_scratch(scratch, nb, nb_id, submitted)
+    session = pool.get()
+    target = prepare_scratch(session.scratch, nb, nb_id, submitted)
     limits = settings.sandbox_limits()
-    argv = [sys.executable, "-P", str(WORKER), target.name, "--cell-timeout", str(settings.cell_timeout),
-            "--skip-tag", SKIP_TAG]
-    env = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg",
-           "PYDEVD_DISABLE_FILE_VALIDATION": "1", "OMP_NUM_THREADS": "1"}
-    # Hidden: the reference solutions, this run's workspace (gradebook, other students)
-    # and the default workspace of earlier runs.
-    hide = [p for p in (SOLUTIONS, workspace, DEFAULT_WORKSPACE) if p.exists()]
-    result = sandbox.run_sandboxed(argv, scratch=scratch, hide=hide, limits=limits,
-                                   env=env, unsandboxed=not settings.sandboxed)
-    fatal = _merge(nb, result.stdout)
+    started = time.monotonic()
+    outcome = session.execute(target.name, cell_timeout=settings.cell_timeout, skip_tag=SKIP_TAG,
+                              wall_seconds=limits.wall_seconds, env={judge.SEED_ENV: str(judge_seed)})
+    finished = outcome.finished or {}
+    fatal = _merge(nb, outcome.stdout)
+    tampered = judging.rejudge(nb, judge_seed)
     note = None
-    if result.timed_out:
-        note = f"stopped at the notebook time limit ({limits.wall_seconds} s)"
-    elif result.killed_reason:
-        note = f"stopped: {result.killed_reason}"
+    if finished.get("timed_out"):
+        note = f"stopped at the notebook time limit ({limits.wall_seconds:g} s)"
+    elif outcome.problem and not outcome.output_truncated:
+        note = f"stopped: {outcome.problem}"
     elif fatal:
         note = f"the kernel died ({fatal})"
-    elif result.returncode != 0:
-        note = f"the grading worker exited with {result.returncode}"
+    elif finished and finished.get("status") != "exit 0":
+        note = f"the grading worker ended with {finished.get('status')}"
     timeouts = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
                 if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"]
     if timeouts and not note:
         note = f"cell {timeouts[0] + 1} ran past the {settings.cell_timeout} s cell time limit and was interrupted"
-    if result.stdout_truncated:
+    if tampered and not note:
+        note = tampered[0]
+    if outcome.output_truncated:
         note = (note + "; " if note else "") + "output over the limit was dropped"
     unrun = _mark_unrun_tests(nb, note or "the notebook stopped before this cell ran")
     if unrun and not note:
         note = f"{unrun} test cell(s) did not run"
-    return Execution(nb, note, result.seconds)
+    return Execution(nb, note, time.monotonic() - started)
 
 
 NAME_ERROR = re.compile(r"name '(\w+)' is not defined")

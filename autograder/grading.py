@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,11 +22,12 @@ from nbgrader.api import Gradebook, MissingEntry
 from sqlalchemy.exc import SAWarning
 from tqdm.auto import tqdm
 
-from autograder import execution, sandbox
+from autograder import execution, judging, sandbox
 from autograder.execution import Execution, Settings
 from autograder.intake import Intake, Problem, collect, unpack
 from autograder.layout import notebook_ids
 from autograder.feedback import FeedbackWriter
+from autograder.session import SessionPool
 from autograder.nbgrader_config import COURSE_ID, course_config
 from autograder.preprocessors import StderrIsNotFailure
 from autograder.release import generate
@@ -117,19 +119,27 @@ def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: st
     return nb
 
 
+@contextmanager
+def servers_closed(servers: SessionPool):
+    """Every fork server ends with the run, also on an error or Ctrl-C."""
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
 def _execute(job: tuple[str, str, Path, NotebookNode], workspace: Path, settings: Settings,
-             skip: dict[str, execution.Demos]) -> Execution:
+             skip: dict[str, execution.Demos], pool: SessionPool) -> Execution:
     """Run one sanitized submission; again in full if a test missed a name a demo defines."""
     student, nb_id, source, sanitized = job
-    scratch = workspace / "scratch" / student / nb_id
     demos = skip[nb_id]
-    run = execution.run(sanitized, nb_id, scratch, source, workspace, settings,
-                        skip_demos=settings.skip_demos and bool(demos.cells))
+    seed = judging.student_seed(workspace, student, nb_id)
+    run = execution.run(sanitized, nb_id, pool, source, settings,
+                        skip_demos=settings.skip_demos and bool(demos.cells), judge_seed=seed)
     if settings.skip_demos and demos.cells and execution.needs_full_run(run.notebook, demos):
-        full = execution.run(sanitized, nb_id, scratch, source, workspace, settings, skip_demos=False)
+        full = execution.run(sanitized, nb_id, pool, source, settings, skip_demos=False, judge_seed=seed)
         full.seconds += run.seconds
         run = full
-    shutil.rmtree(scratch, ignore_errors=True)
     return run
 
 
@@ -147,6 +157,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
             raise SystemExit(f"error: cannot grade in the sandbox: {why}")
     known = notebook_ids()
     workspace.mkdir(parents=True, exist_ok=True)
+    judging.ensure_secret(workspace)
     with tempfile.TemporaryDirectory(prefix="intake-", dir=workspace) as tmp:
         intake: Intake = collect(unpack(submissions, Path(tmp)), known)
         wanted = nb_ids or sorted({nb for nbs in intake.notebooks.values() for nb in nbs}) or known
@@ -170,8 +181,9 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
         feedback = FeedbackWriter(workspace)
-        with ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
-            futures = {pool.submit(_execute, job, workspace, settings, skip): job for job in jobs}
+        servers = execution.sessions(workspace, settings, wanted)
+        with servers_closed(servers), ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as threads:
+            futures = {threads.submit(_execute, job, workspace, settings, skip, servers): job for job in jobs}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
                 student, nb_id, _, _ = futures[future]
                 try:

@@ -90,7 +90,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -671,7 +671,9 @@ def _signame(n: int) -> str:
 def run_sandboxed(argv: Sequence[str], *, scratch: Path, hide: Sequence[Path] = (),
                   limits: Limits | None = None, env: dict | None = None,
                   stdin_data: bytes | str | None = None, readonly_extra: Sequence[Path] = (),
-                  unsandboxed: bool = False) -> SandboxResult:
+                  unsandboxed: bool = False, stdin_fd: int | None = None,
+                  on_stdout: Callable[[bytes], None] | None = None,
+                  abort: threading.Event | None = None) -> SandboxResult:
     """Run ``argv`` in the sandbox with ``limits``; return when it and all it started are gone.
 
     ``scratch`` (created if missing) is the only writable folder, and the HOME and
@@ -679,6 +681,10 @@ def run_sandboxed(argv: Sequence[str], *, scratch: Path, hide: Sequence[Path] = 
     ``unsandboxed=True`` is the explicit opt-out (--no-sandbox): same rlimits, cgroup and
     time limit, none of the isolation.  Raises SandboxUnavailable if bwrap cannot run
     and ``unsandboxed`` is False.
+
+    For a long-lived process (the fork server): ``stdin_fd`` is its stdin, each chunk
+    of its stdout goes to ``on_stdout`` as it arrives (instead of being collected), and
+    setting ``abort`` kills the tree.
     """
     limits = limits or Limits()
     scratch = Path(scratch)
@@ -719,7 +725,8 @@ def run_sandboxed(argv: Sequence[str], *, scratch: Path, hide: Sequence[Path] = 
             enforcement += cgroup.describe()
             cmd = cgroup.join_prefix() + cmd
         return _run(cmd, scratch=scratch, limits=limits, stdin_data=stdin_data, cgroup=cgroup,
-                    fds=fds, sandboxed=not unsandboxed, enforcement=enforcement)
+                    fds=fds, sandboxed=not unsandboxed, enforcement=enforcement,
+                    stdin_fd=stdin_fd, on_stdout=on_stdout, abort=abort)
     finally:
         for name in list(fds):  # each fd is closed exactly once (fd numbers get reused)
             os.close(fds.pop(name))
@@ -729,14 +736,17 @@ def run_sandboxed(argv: Sequence[str], *, scratch: Path, hide: Sequence[Path] = 
 
 
 def _run(cmd: list[str], *, scratch: Path, limits: Limits, stdin_data, cgroup: _Cgroup | None,
-         fds: dict[str, int], sandboxed: bool, enforcement: list[str]) -> SandboxResult:
+         fds: dict[str, int], sandboxed: bool, enforcement: list[str], stdin_fd: int | None = None,
+         on_stdout: Callable[[bytes], None] | None = None,
+         abort: threading.Event | None = None) -> SandboxResult:
     cap = int(limits.output_mb * (1 << 20))
     out, err = _Capped(cap), _Capped(cap)
     status_buf, info_buf = bytearray(), bytearray()
     start = time.monotonic()
     deadline = start + limits.wall_seconds
     proc = subprocess.Popen(
-        cmd, cwd=scratch, stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+        cmd, cwd=scratch,
+        stdin=stdin_fd if stdin_fd is not None else subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
         pass_fds=[fd for name, fd in fds.items() if name.endswith("_w")],
         start_new_session=True,  # its own process group: killpg reaches what stays in it
@@ -781,7 +791,9 @@ def _run(cmd: list[str], *, scratch: Path, limits: Limits, stdin_data, cgroup: _
                 if key.data is info_buf and pidfd is None:
                     pidfd = _open_ns_init(info_buf, proc.pid)
                 continue
-            if isinstance(key.data, _Capped):
+            if key.data is out and on_stdout is not None:
+                on_stdout(chunk)
+            elif isinstance(key.data, _Capped):
                 key.data.add(chunk)
             else:
                 buf = key.data
@@ -789,13 +801,16 @@ def _run(cmd: list[str], *, scratch: Path, limits: Limits, stdin_data, cgroup: _
                 if buf is info_buf and pidfd is None and b"}" in info_buf:
                     pidfd = _open_ns_init(info_buf, proc.pid)
 
-    timed_out = False
+    timed_out = aborted = False
     exited_at = None
     try:
         while True:
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
+                break
+            if abort is not None and abort.is_set():
+                aborted = True
                 break
             read_ready(min(0.2, deadline - now))
             if exited_at is None and _exited_nowait(proc.pid):
@@ -806,7 +821,7 @@ def _run(cmd: list[str], *, scratch: Path, limits: Limits, stdin_data, cgroup: _
                 if not pipes_open or time.monotonic() - exited_at > 1:
                     break
     finally:  # also on KeyboardInterrupt or an error in the grader: nothing may survive
-        _terminate(proc, pidfd, cgroup, killpg=not sandboxed or (timed_out and pidfd is None))
+        _terminate(proc, pidfd, cgroup, killpg=not sandboxed or ((timed_out or aborted) and pidfd is None))
         if pidfd is not None:
             os.close(pidfd)
         pidfd = -1  # not None: read_ready must not open another one while draining
@@ -843,7 +858,9 @@ def _run(cmd: list[str], *, scratch: Path, limits: Limits, stdin_data, cgroup: _
         returncode = proc.returncode
         if returncode is not None and 128 < returncode <= 128 + 64:
             returncode = -(returncode - 128)  # bwrap's 128+N for a signal
-    if final and final.startswith("error "):
+    if aborted:
+        killed_reason = "stopped by the grader"
+    elif final and final.startswith("error "):
         killed_reason = "sandbox launcher failed: " + final[6:]
     elif not ready and not timed_out:
         first = next((line for line in err.text().splitlines() if line.strip()), "no message")

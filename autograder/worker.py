@@ -88,24 +88,20 @@ class CappedClient(NotebookClient):
         self.out.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebook")
-    parser.add_argument("--cell-timeout", type=int, default=60)
-    parser.add_argument("--skip-tag", default="grading-skip")
-    parser.add_argument("--cap-kb", type=int, default=1024, help="output kept per cell")
-    args = parser.parse_args(argv)
-    make_non_dumpable()
-    out = sys.stdout
-    sys.stdout = sys.stderr  # anything else this process prints stays off the results pipe
-    nb = nbformat.read(args.notebook, as_version=4)
+def run_notebook(path: str, cell_timeout: int, skip_tag: str, cap_kb: int, out, km=None) -> int:
+    """Execute the notebook at ``path``, one JSON line per cell to ``out``; 0 when it ran to the end.
+
+    ``km``: a kernel manager for an already started kernel (the fork server's); by
+    default nbclient starts a fresh kernel.
+    """
+    nb = nbformat.read(path, as_version=4)
     client = CappedClient(
-        nb, args.cap_kb * 1024, out, kernel_name="python3", timeout=args.cell_timeout,
-        allow_errors=True, interrupt_on_timeout=True, skip_cells_with_tag=args.skip_tag,
+        nb, cap_kb * 1024, out, km=km, kernel_name="python3", timeout=cell_timeout,
+        allow_errors=True, interrupt_on_timeout=True, skip_cells_with_tag=skip_tag,
         startup_timeout=60, extra_arguments=["--IPKernelApp.log_level=ERROR"],
         error_on_timeout={"ename": "CellTimeoutError",
-                          "evalue": f"this cell ran past the {args.cell_timeout} s limit and was interrupted",
-                          "traceback": [f"CellTimeoutError: this cell ran past the {args.cell_timeout} s limit"]},
+                          "evalue": f"this cell ran past the {cell_timeout} s limit and was interrupted",
+                          "traceback": [f"CellTimeoutError: this cell ran past the {cell_timeout} s limit"]},
         resources={"metadata": {"path": "."}},
     )
     try:
@@ -117,6 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     out.write(json.dumps({"done": True}) + "\n")
     out.flush()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook")
+    parser.add_argument("--cell-timeout", type=int, default=60)
+    parser.add_argument("--skip-tag", default="grading-skip")
+    parser.add_argument("--cap-kb", type=int, default=1024, help="output kept per cell")
+    args = parser.parse_args(argv)
+    make_non_dumpable()
+    out = sys.stdout
+    sys.stdout = sys.stderr  # anything else this process prints stays off the results pipe
+    return run_notebook(args.notebook, args.cell_timeout, args.skip_tag, args.cap_kb, out)
 
 
 if __name__ == "__main__":

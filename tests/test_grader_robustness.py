@@ -50,6 +50,29 @@ for target in [{str(GAMES)!r}, {str(REPO_ROOT / 'pwned.txt')!r}, '/etc/pwned']:
         print('refused:', target, type(exc).__name__)
 """
 
+# Wrong answers to the first question that also tamper with what judges them in the kernel.
+WRONG_FIRST = "def best_response(payoffs, player, profile):\n    return [0]"
+LIAR = """
+class Liar(list):
+    def __eq__(self, other):
+        return True
+    __hash__ = list.__hash__
+def best_response(payoffs, player, profile):
+    return Liar([0])
+"""
+FOOL_THE_KERNEL = """
+import numpy as np
+import course_lib.checks, course_lib.judge
+from course_lib import games
+np.allclose = np.array_equal = lambda *a, **k: True
+course_lib.checks.assert_close = lambda *a, **k: None
+course_lib.checks.as_profiles = lambda value, name='': [(0,)]
+assert_close, as_profiles = course_lib.checks.assert_close, course_lib.checks.as_profiles
+games.best_response = best_response                      # the in-kernel reference agrees now
+course_lib.judge.difference = lambda *a, **k: None        # and the kernel's comparison says yes
+"""
+SKIP_THE_CHECK = "import course_lib.judge\ncourse_lib.judge.check = lambda *a, **k: None"
+
 # student -> (notebook, questions it must lose, words the summary must say)
 THREATS = {
     "infinite_loop": (hostile(FIRST, before="while True:\n    pass"), "cell time limit"),
@@ -59,6 +82,9 @@ THREATS = {
     "os_exit": (hostile(LAST, before="import os\nos._exit(3)"), "kernel died"),
     "segfault": (hostile(LAST, before="import ctypes\nctypes.string_at(0)"), "kernel died"),
     "reads_solutions": (hostile(FIRST, before=READ_SOLUTION), None),
+    "eq_always_true": (hostile(FIRST, after=LIAR), None),
+    "fools_the_kernel": (hostile(FIRST, after=WRONG_FIRST + FOOL_THE_KERNEL), None),
+    "skips_the_check": (hostile(FIRST, after=WRONG_FIRST + "\n" + SKIP_THE_CHECK), "not recorded"),
 }
 HARMLESS = {  # hostile code that fails without costing the (correct) answer anything
     "sys_exit": hostile(LAST, after="import sys\nsys.exit(1)"),
@@ -156,6 +182,14 @@ def test_the_sandbox_kept_the_code_in(graded):
     assert printed(graded, "writes_outside").count("refused:") == 3
     flood = (graded.workspace / "autograded" / "output_flood" / NB / f"{NB}.ipynb").stat().st_size
     assert flood < 5_000_000
+
+
+def test_the_grader_not_the_kernel_decides(graded):
+    """The kernel was fooled into passing the test; the grader's own comparison failed it."""
+    nb = nbformat.read(graded.workspace / "autograded" / "fools_the_kernel" / NB / f"{NB}.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "best-response-tests")
+    errors = [o for o in cell.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["JudgedWrong"], errors
 
 
 def test_grading_twice_gives_identical_scores(tmp_path):

@@ -1,0 +1,249 @@
+"""A fork server: import once, then run each submission in a fresh forked process.
+
+Starting a worker, a Jupyter kernel and the notebook's imports costs about 2.5 s of
+CPU per submission, more than running the cells. One fork server runs per grading
+worker, inside its own sandbox (``python -P forkserver.py SCRATCH --preload ...``).
+It imports nbclient, ipykernel and the course's libraries once; for each request
+read from stdin, a JSON line ``{"id", "notebook", "cell_timeout", "skip_tag",
+"cap_kb", "wall_seconds", "env"}``, it forks a worker, which forks the kernel, and
+the worker reports cells on stdout exactly as autograder/worker.py does. Then:
+
+- everything the submission started is killed (in the sandbox's pid namespace,
+  every process but this one and its ancestors), and its scratch folder, /tmp and
+  /dev/shm are emptied, so nothing of one student reaches the next;
+- this process writes ``{"finished": id, "status": ..., "timed_out": ...}``.
+
+The server never reads a submission: the grader writes the files into the scratch
+folder, and only the forked worker and kernel read them, so no student's notebook
+sits in the memory the next student's kernel is forked from. The server is made
+non-dumpable (as is everything forked from it), so a kernel cannot reach the results
+pipe through /proc. The kernel gets /dev/null for its standard streams.
+"""
+from __future__ import annotations
+
+import sys
+
+sys.modules.setdefault("rfc3987_syntax", None)  # see worker.py: 1.7 s of imports nobody needs
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import stat  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from jupyter_client.connect import write_connection_file  # noqa: E402
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+
+from autograder import worker  # noqa: E402
+
+PR_SET_CHILD_SUBREAPER = 36
+ALWAYS_PRELOAD = ["ipykernel.kernelapp", "ipykernel.ipkernel", "IPython", "nbclient", "nbformat",
+                  "jupyter_client", "numpy", "matplotlib", "matplotlib.pyplot"]
+
+
+# --------------------------------------------------------------------------- the kernel
+def fork_kernel(connection_file: str) -> int:
+    """Start an IPython kernel in a forked child; return its pid (the parent's side)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # never the results pipe
+            os.dup2(devnull, fd)
+        os.closerange(3, 4096)
+        sys.argv = ["ipykernel"]
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance()
+        app.initialize(["-f", connection_file, "--IPKernelApp.log_level=ERROR"])
+        app.start()
+    finally:
+        os._exit(0)
+
+
+class ForkedKernelManager(AsyncKernelManager):
+    """nbclient's view of a kernel this process forked (pid and connection file)."""
+
+    def __init__(self, pid: int, connection_file: str, **kwargs):
+        super().__init__(**kwargs)
+        self.forked_pid = pid
+        self.connection_file = connection_file
+        self.load_connection_file(connection_file)
+        self._exited = False
+
+    @property
+    def has_kernel(self) -> bool:
+        return True
+
+    async def _async_is_alive(self) -> bool:
+        if not self._exited:
+            try:
+                self._exited = os.waitpid(self.forked_pid, os.WNOHANG)[0] != 0
+            except ChildProcessError:
+                self._exited = True
+        return not self._exited
+
+    is_alive = _async_is_alive
+
+    async def interrupt_kernel(self) -> None:
+        _signal(self.forked_pid, signal.SIGINT)
+
+    async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        _signal(self.forked_pid, signal.SIGKILL)
+
+    async def cleanup_resources(self, restart: bool = False) -> None:
+        self.cleanup_connection_file()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- one submission
+def run_submission(request: dict, scratch: Path, out) -> int:
+    """The forked worker: its own kernel, then the notebook, reported on ``out``."""
+    os.setpgid(0, 0)  # one process group: the unsandboxed clean-up reaches it
+    os.chdir(scratch)
+    os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
+    connection_file = f"/tmp/kernel-{os.getpid()}.json"
+    write_connection_file(connection_file, ip="127.0.0.1")
+    kernel = fork_kernel(connection_file)
+    km = ForkedKernelManager(kernel, connection_file, kernel_name="python3")
+    return worker.run_notebook(request["notebook"], int(request["cell_timeout"]), request["skip_tag"],
+                               int(request["cap_kb"]), out, km=km)
+
+
+# --------------------------------------------------------------------------- clean-up
+def _ancestors() -> set[int]:
+    keep, pid = set(), os.getpid()
+    while pid > 1:
+        keep.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return keep | {1}
+
+
+def _reap() -> None:
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def kill_leftovers(child: int, whole_namespace: bool) -> None:
+    """Kill what the submission started: in the sandbox, every process but our own line."""
+    _signal(-child, signal.SIGKILL)
+    if not whole_namespace:  # unsandboxed: /proc shows the whole machine, so only the group
+        _reap()
+        return
+    keep = _ancestors()
+    for _ in range(100):  # a fork loop may add processes while we kill: repeat until none
+        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
+        if not others:
+            break
+        for pid in others:
+            _signal(pid, signal.SIGKILL)
+        _reap()
+        time.sleep(0.01)
+    _reap()
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything in ``folder`` (not the folder: it may be a mount point)."""
+    def writable(func, path, _exc):
+        try:
+            os.chmod(os.path.dirname(path), stat.S_IRWXU)
+            os.chmod(path, stat.S_IRWXU)
+            func(path)
+        except OSError:
+            pass
+
+    if not folder.is_dir():
+        return
+    for entry in folder.iterdir():
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, onerror=writable)
+            else:
+                entry.unlink()
+        except OSError:
+            pass
+
+
+# --------------------------------------------------------------------------- the server
+def serve_one(request: dict, scratch: Path, out, sandboxed: bool) -> dict:
+    started = time.monotonic()
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            code = run_submission(request, scratch, out)
+        except BaseException as exc:  # noqa: BLE001 - report, never fall back into the server loop
+            out.write(json.dumps({"fatal": f"{exc.__class__.__name__}: {str(exc)[:300]}"}) + "\n")
+            out.flush()
+        finally:
+            os._exit(code)
+    deadline = started + float(request.get("wall_seconds", 600))
+    status, timed_out = None, False
+    while status is None:
+        pid, raw = os.waitpid(child, os.WNOHANG)
+        if pid:
+            status = f"signal {os.WTERMSIG(raw)}" if os.WIFSIGNALED(raw) else f"exit {os.WEXITSTATUS(raw)}"
+        elif time.monotonic() > deadline:
+            timed_out = True
+            _signal(child, signal.SIGKILL)
+        else:
+            time.sleep(0.02)
+    kill_leftovers(child, whole_namespace=sandboxed)
+    for folder in [scratch] + ([Path("/tmp"), Path("/dev/shm")] if sandboxed else []):
+        _empty(folder)
+    return {"finished": request.get("id"), "status": status, "timed_out": timed_out,
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scratch")
+    parser.add_argument("--preload", default="", help="comma-separated modules to import once")
+    parser.add_argument("--unsandboxed", action="store_true", help="no pid namespace: clean up by group only")
+    args = parser.parse_args(argv)
+    worker.make_non_dumpable()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans come back to us
+    except (OSError, AttributeError):
+        pass
+    out = sys.stdout
+    sys.stdout = sys.stderr
+    for name in ALWAYS_PRELOAD + [m for m in args.preload.split(",") if m]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a missing optional module is imported by the notebook, or fails there
+            pass
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+        except ValueError:
+            continue
+        out.write(json.dumps(serve_one(request, Path(args.scratch), out, not args.unsandboxed)) + "\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
