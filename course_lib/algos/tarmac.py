@@ -1,0 +1,121 @@
+"""TarMAC: targeted multi-agent communication with soft attention (Das et al. 2019).
+
+Taught in notebooks/05_communication.  Read top to bottom:
+
+1. :func:`attention_weights` -- scaled dot-product attention of every receiver's query
+   over the signatures (keys) of the present senders, itself included (student TODO);
+2. :class:`TarMACRound` -- one round of communication: every agent emits a signature
+   ``k_i`` and a value ``v_i`` from its hidden state, every receiver forms a query
+   ``q_j`` and reads ``c_j = sum_i a_ji v_i``.  ``round(hidden, alive)`` returns
+   ``(messages [B, N, V], weights [B, N, N])``;
+3. :class:`TarMAC` -- encoder, ``rounds`` communication rounds (each with its own
+   :class:`TarMACRound` and state update), decoder (action logits) and value head.
+   ``model(obs, alive)`` returns ``(logits, values)`` like
+   :class:`~course_lib.algos.commnet.CommNet`; the attention of the last forward pass
+   is kept in ``model.last_attention`` (one ``[B, N, N]`` tensor per round) for plots.
+
+Trained by :func:`course_lib.algos.reinforce.train`.  (The paper's agents are
+recurrent; ours are feed-forward per step, like the CommNet MLP modules we compare
+with.)  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["attention_weights", "TarMACRound", "TarMAC", "TJ_EASY_SUCCESS_PAPER",
+           "TJ_HARD_SUCCESS_PAPER"]
+
+# TarMAC paper (Das et al. 2019), traffic junction success rates in %.
+TJ_EASY_SUCCESS_PAPER = {"no communication": 84.9, "TarMAC": 99.9}
+TJ_HARD_SUCCESS_PAPER = {"no communication": 74.1, "TarMAC (2 rounds)": 97.1}
+
+
+def attention_weights(queries: torch.Tensor, keys: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """``[B, N, N]`` weights ``a[b, j, i]``: how much receiver j listens to sender i.
+
+    ``a_ji = softmax_i(q_j . k_i / sqrt(d))`` over the senders i that are present (j
+    itself included); ``queries``/``keys [B, N, d]``, ``alive [B, N]`` (bool or 0/1).
+    Absent senders get weight 0, and the rows of absent receivers are all zeros.
+    Taught in notebooks/05_communication.
+    """
+    if queries.dim() != 3 or keys.shape != queries.shape:
+        raise ValueError(f"queries and keys must both be [B, N, d]; got {tuple(queries.shape)} "
+                         f"and {tuple(keys.shape)}")
+    if tuple(alive.shape) != tuple(queries.shape[:2]):
+        raise ValueError(f"alive must be [B, N] = {tuple(queries.shape[:2])}, got {tuple(alive.shape)}")
+    present = alive.to(torch.bool)
+    pair = present[:, :, None] & present[:, None, :]               # receiver j and sender i present
+    scores = queries @ keys.transpose(1, 2) / math.sqrt(queries.shape[-1])
+    # a large negative number, not -inf: a row with nobody present stays finite (no NaN
+    # gradients) and is zeroed below
+    weights = torch.softmax(scores.masked_fill(~pair, -1e9), dim=-1)
+    return weights * pair.to(weights.dtype)
+
+
+class TarMACRound(nn.Module):
+    """One round of targeted communication: signatures (keys), values and queries.
+
+    ``forward(hidden [B, N, H], alive [B, N] or None) -> (messages [B, N, value_dim],
+    weights [B, N, N])`` with ``messages[:, j] = sum_i weights[:, j, i] * v_i``.
+    """
+
+    def __init__(self, hidden: int, key_dim: int = 16, value_dim: int | None = None):
+        super().__init__()
+        self.hidden, self.key_dim = int(hidden), int(key_dim)
+        self.value_dim = self.hidden if value_dim is None else int(value_dim)
+        self.key = nn.Linear(self.hidden, self.key_dim)      # the sender's signature
+        self.value = nn.Linear(self.hidden, self.value_dim)  # what the sender says
+        self.query = nn.Linear(self.hidden, self.key_dim)    # what the receiver looks for
+
+    def forward(self, hidden: torch.Tensor, alive: torch.Tensor | None = None):
+        if hidden.dim() != 3 or hidden.shape[-1] != self.hidden:
+            raise ValueError(f"TarMACRound expects hidden [B, N, {self.hidden}], got {tuple(hidden.shape)}")
+        if alive is None:
+            alive = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        weights = attention_weights(self.query(hidden), self.key(hidden), alive)
+        return weights @ self.value(hidden), weights
+
+
+class TarMAC(nn.Module):
+    """Encoder, ``rounds`` TarMAC communication rounds, decoder and value head.
+
+    ``h^{r+1}_j = tanh(U^r [h^r_j ; c^r_j] + h^0_j)``, ``c^r = TarMACRound^r(h^r)``.
+    One set of weights for all agents.  ``model(obs [B, N, D], alive [B, N])`` returns
+    ``(logits [B, N, A], values [B, N])``; ``model.last_attention`` holds the weights.
+    """
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64, key_dim: int = 16,
+                 rounds: int = 2):
+        super().__init__()
+        self.obs_dim, self.n_actions, self.hidden = int(obs_dim), int(n_actions), int(hidden)
+        self.key_dim, self.rounds = int(key_dim), int(rounds)
+        self.encoder = nn.Linear(self.obs_dim, self.hidden)
+        self.comm = nn.ModuleList(TarMACRound(self.hidden, self.key_dim) for _ in range(self.rounds))
+        self.update = nn.ModuleList(nn.Linear(2 * self.hidden, self.hidden) for _ in range(self.rounds))
+        self.decoder = nn.Linear(self.hidden, self.n_actions)
+        self.value_head = nn.Linear(self.hidden, 1)
+        self.last_attention: list[torch.Tensor] = []
+
+    def communicate(self, h0: torch.Tensor, alive: torch.Tensor):
+        """The rounds: ``(final hidden [B, N, H], [weights [B, N, N] per round])``."""
+        h, attention = h0, []
+        for comm, update in zip(self.comm, self.update):
+            message, weights = comm(h, alive)
+            h = torch.tanh(update(torch.cat([h, message], dim=-1)) + h0)
+            attention.append(weights)
+        return h, attention
+
+    def forward(self, obs: torch.Tensor, alive: torch.Tensor | None = None):
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"TarMAC expects obs [B, N, {self.obs_dim}], got {tuple(obs.shape)}")
+        if alive is None:
+            alive = torch.ones(obs.shape[:2], dtype=torch.bool, device=obs.device)
+        h, attention = self.communicate(torch.tanh(self.encoder(obs)), alive)
+        self.last_attention = [w.detach() for w in attention]
+        return self.decoder(h), self.value_head(h).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"rounds={self.rounds}, key_dim={self.key_dim}"
