@@ -1,28 +1,58 @@
-"""Feedback pages: nbgrader's feedback template, rendered by one reusable exporter.
+"""Feedback pages: nbgrader's feedback template, rendered in processes of their own.
 
 nbgrader's GenerateFeedback builds a new converter and compiles its templates for
-every student (about a second each); one HTMLExporter kept for the whole class does
-the same pages for a fraction of that. The preprocessors are this course's feedback
-set: grades from the gradebook, test tracebacks reduced to one line, hidden tests
-removed (nbgrader would copy them into the page).
+every student (about a second each); one exporter kept per renderer process does
+the same pages for a fraction of that, and one renderer per grading worker renders
+the pages of different students in parallel. The preprocessors are this course's feedback set: grades from the
+gradebook, test tracebacks reduced to one line, hidden tests removed (nbgrader would
+copy them into the page).
 """
 from __future__ import annotations
 
+import json
+import queue
+import subprocess
+import sys
 from pathlib import Path
 
+import nbformat
 import nbgrader
-from nbconvert.exporters import HTMLExporter
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder.layout import REPO_ROOT
 from autograder.nbgrader_config import course_config
 from autograder.preprocessors import HideTestTracebacks
 
 FORMGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 
 
+class FeedbackExporter(HTMLExporter):
+    """HTMLExporter without its final pass over the page.
+
+    That pass parses the finished page again with BeautifulSoup, only to add alt texts
+    and tab stops to JupyterLab elements, which nbgrader's classic feedback template
+    does not have; it was 40% of a page's cost.
+    """
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        langinfo = nb.metadata.get("language_info", {})
+        lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+        resources = self._init_resources(resources)
+        self.register_filter("highlight_code",
+                             self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+        self.register_filter("filter_data_type",
+                             WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+
 class FeedbackWriter:
+    """Renders and saves one student's feedback page; one exporter for many pages."""
+
     def __init__(self, workspace: Path):
         self.workspace = workspace
         self.config = course_config(workspace)
@@ -30,7 +60,7 @@ class FeedbackWriter:
         self.config.HTMLExporter.extra_template_basedirs = [str(FORMGRADER / "templates")]
         self.config.HTMLExporter.extra_template_paths = [
             str(FORMGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
-        self.exporter = HTMLExporter(config=self.config)
+        self.exporter = FeedbackExporter(config=self.config)
         for preprocessor in (GetGrades, HideTestTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor):
             self.exporter.register_preprocessor(preprocessor(config=self.config), enabled=True)
 
@@ -43,3 +73,96 @@ class FeedbackWriter:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html, encoding="utf-8")
         return target
+
+
+# ----------------------------------------------------------------- renderer processes
+class Renderer:
+    """A process of its own (``python -m autograder.feedback WORKSPACE``) that renders pages.
+
+    Requests and replies are JSON lines: {"notebook": path, "nb_id", "student"} in,
+    {"page": path} or {"error": message} out.
+    """
+
+    def __init__(self, workspace: Path):
+        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.feedback", str(workspace)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, cwd=REPO_ROOT)
+
+    def render(self, notebook: Path, nb_id: str, student: str) -> Path:
+        request = json.dumps({"notebook": str(notebook), "nb_id": nb_id, "student": student})
+        try:
+            self.proc.stdin.write(request + "\n")
+            self.proc.stdin.flush()
+            reply = json.loads(self.proc.stdout.readline() or "null")
+        except (OSError, ValueError):
+            reply = None
+        if not isinstance(reply, dict):
+            raise RendererDied(f"the feedback renderer ended (exit {self.proc.poll()})")
+        if "error" in reply:
+            raise RuntimeError(f"feedback page: {reply['error']}")
+        return Path(reply["page"])
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RendererDied(RuntimeError):
+    pass
+
+
+class FeedbackPool:
+    """``workers`` renderer processes, started at once; a grading thread borrows one per page.
+
+    Processes, not threads: rendering is pure Python, and threads would take turns on
+    the GIL with each other and with the grader.
+    """
+
+    def __init__(self, workspace: Path, workers: int):
+        self.workspace = workspace
+        self._idle: queue.Queue[Renderer] = queue.Queue()
+        self._all = [Renderer(workspace) for _ in range(workers)]
+        for renderer in self._all:
+            self._idle.put(renderer)
+
+    def write(self, autograded: Path, nb_id: str, student: str) -> Path:
+        """The feedback page of the autograded notebook at ``autograded``; a dead renderer is replaced once."""
+        renderer = self._idle.get()
+        try:
+            return renderer.render(autograded, nb_id, student)
+        except RendererDied:
+            renderer.close()
+            self._all.remove(renderer)
+            renderer = Renderer(self.workspace)
+            self._all.append(renderer)
+            return renderer.render(autograded, nb_id, student)
+        finally:
+            self._idle.put(renderer)
+
+    def close(self) -> None:
+        for renderer in self._all:
+            renderer.close()
+
+
+def serve(workspace: Path) -> int:
+    """The renderer's loop: one page per request line, until stdin closes."""
+    replies, sys.stdout = sys.stdout, sys.stderr  # nothing but replies on the reply pipe
+    writer = FeedbackWriter(workspace)
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            nb = nbformat.read(request["notebook"], as_version=4)
+            reply = {"page": str(writer.write(nb, request["nb_id"], request["student"]))}
+        except Exception as exc:  # noqa: BLE001 - reported to the grader, against this page only
+            reply = {"error": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Path(sys.argv[1])))

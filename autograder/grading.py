@@ -9,8 +9,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
-from contextlib import contextmanager
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from autograder import execution, judging, sandbox
 from autograder.execution import Execution, Settings
 from autograder.intake import Intake, Problem, collect, unpack
 from autograder.layout import notebook_ids
-from autograder.feedback import FeedbackWriter
-from autograder.session import SessionPool
+from autograder.feedback import FeedbackPool
+from autograder.nbgrader_api import alembic_head  # noqa: F401 - a gradebook without an alembic process
 from autograder.nbgrader_config import COURSE_ID, course_config
 from autograder.preprocessors import StderrIsNotFailure
 from autograder.release import generate
@@ -111,50 +112,88 @@ def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: st
         nb, resources = preprocessor(config=config).preprocess(nb, resources)
     if note:  # say why at the top of the feedback and of the formgrader's view
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grader note:** {note}."))
-    folder = workspace / "autograded" / student / nb_id
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / f"{nb_id}.ipynb")
+    target = autograded_path(workspace, student, nb_id)
+    if target.parent.exists():
+        shutil.rmtree(target.parent)
+    target.parent.mkdir(parents=True)
+    nbformat.write(nb, target)
     return nb
 
 
-@contextmanager
-def servers_closed(servers: SessionPool):
-    """Every fork server ends with the run, also on an error or Ctrl-C."""
-    try:
-        yield servers
-    finally:
-        servers.close()
+def autograded_path(workspace: Path, student: str, nb_id: str) -> Path:
+    return workspace / "autograded" / student / nb_id / f"{nb_id}.ipynb"
 
 
-def _execute(job: tuple[str, str, Path, NotebookNode], workspace: Path, settings: Settings,
-             skip: dict[str, execution.Demos], pool: SessionPool) -> Execution:
-    """Run one sanitized submission; again in full if a test missed a name a demo defines."""
-    student, nb_id, source, sanitized = job
-    demos = skip[nb_id]
-    seed = judging.student_seed(workspace, student, nb_id)
-    run = execution.run(sanitized, nb_id, pool, source, settings,
-                        skip_demos=settings.skip_demos and bool(demos.cells), judge_seed=seed)
-    if settings.skip_demos and demos.cells and execution.needs_full_run(run.notebook, demos):
-        full = execution.run(sanitized, nb_id, pool, source, settings, skip_demos=False, judge_seed=seed)
-        full.seconds += run.seconds
-        run = full
-    return run
+class NotPrepared(Exception):
+    """A submission nbgrader's sanitizers could not read (damaged cells, metadata)."""
+
+
+@dataclass
+class Graded:
+    """One submission, executed, recorded in the gradebook and its feedback written."""
+
+    run: Execution
+    feedback: Path
+
+
+class ClassRun:
+    """What the grading threads share: settings, the fork servers, the feedback
+    processes, and the one lock every gradebook access takes (SQLite, one writer)."""
+
+    def __init__(self, workspace: Path, settings: Settings, nb_ids: list[str], workers: int):
+        self.workspace, self.settings, self.workers = workspace, settings, workers
+        self.demos = {nb_id: execution.demo_cells(nb_id) for nb_id in nb_ids}
+        self.gradebook = threading.Lock()
+        self.servers = execution.sessions(workspace, settings, nb_ids)
+        self.feedback = FeedbackPool(workspace, workers)
+
+    def close(self) -> None:
+        try:
+            self.servers.close()
+        finally:
+            self.feedback.close()
+
+    def grade(self, student: str, nb_id: str, source: Path) -> Graded:
+        """Sanitize, execute, record and render one submission: one worker's whole job."""
+        demos = self.demos[nb_id]
+        try:
+            with self.gradebook:
+                sanitized = execution.sanitize(source, nb_id, student, self.workspace, demos)
+        except Exception as exc:  # noqa: BLE001 - reported against this submission only
+            raise NotPrepared(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
+        run = self._execute(student, nb_id, source, sanitized)
+        with self.gradebook:
+            record(run.notebook, nb_id, student, self.workspace, run.note)
+        return Graded(run, self.feedback.write(autograded_path(self.workspace, student, nb_id), nb_id, student))
+
+    def _execute(self, student: str, nb_id: str, source: Path, sanitized: NotebookNode) -> Execution:
+        """Run it with the demos skipped; again in full if a test missed a name a demo defines."""
+        settings, demos = self.settings, self.demos[nb_id]
+        seed = judging.student_seed(self.workspace, student, nb_id)
+        skip = settings.skip_demos and bool(demos.cells)
+        run = execution.run(sanitized, nb_id, self.servers, source, settings, skip_demos=skip, judge_seed=seed)
+        if skip and execution.needs_full_run(run.notebook, demos):
+            full = execution.run(sanitized, nb_id, self.servers, source, settings, skip_demos=False, judge_seed=seed)
+            full.seconds += run.seconds
+            run = full
+        return run
 
 
 def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None,
                 workers: int | None = None, settings: Settings | None = None) -> ClassResult:
     """Grade every submission found under ``submissions`` (a folder or a zip).
 
-    Submissions run in parallel (``workers``, default: one per CPU), each in its own
-    sandbox; the gradebook is written by this process alone, one submission at a time.
+    ``workers`` submissions (default: one per CPU) are graded at once, each from start
+    to end by one worker: sanitized, run in its own sandbox, recorded in the gradebook
+    (one at a time, under a lock) and its feedback page rendered (in a process of its
+    own, so that pages of different students render in parallel).
     """
     settings = settings or Settings()
     if settings.sandboxed:
         ok, why = sandbox.check_sandbox()
         if not ok:
             raise SystemExit(f"error: cannot grade in the sandbox: {why}")
+    workers = max(1, workers or os.cpu_count() or 1)
     known = notebook_ids()
     workspace.mkdir(parents=True, exist_ok=True)
     judging.ensure_secret(workspace)
@@ -162,39 +201,32 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
         intake: Intake = collect(unpack(submissions, Path(tmp)), known)
         wanted = nb_ids or sorted({nb for nbs in intake.notebooks.values() for nb in nbs}) or known
         _register(wanted, workspace)
-        skip = {nb_id: execution.demo_cells(nb_id) for nb_id in wanted}
         problems = list(intake.problems)
         jobs = []
         for student in intake.students:
             for nb_id in wanted:
                 source = intake.notebooks.get(student, {}).get(nb_id)
-                if source is None:
-                    if not any(p.student == student and p.notebook == nb_id for p in intake.problems):
-                        problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
-                    continue
-                try:
-                    jobs.append((student, nb_id, source, execution.sanitize(source, nb_id, student, workspace, skip[nb_id])))
-                except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
-                    problems.append(Problem(student, f"{nb_id}.ipynb",
-                                            f"could not be prepared for grading ({exc.__class__.__name__}: {str(exc)[:120]})", nb_id))
+                if source is not None:
+                    jobs.append((student, nb_id, source))
+                elif not any(p.student == student and p.notebook == nb_id for p in intake.problems):
+                    problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
 
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
-        feedback = FeedbackWriter(workspace)
-        servers = execution.sessions(workspace, settings, wanted)
-        with servers_closed(servers), ThreadPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as threads:
-            futures = {threads.submit(_execute, job, workspace, settings, skip, servers): job for job in jobs}
+        run_state = ClassRun(workspace, settings, wanted, workers)
+        with closing(run_state), ThreadPoolExecutor(max_workers=workers) as threads:
+            futures = {threads.submit(run_state.grade, *job): job for job in jobs}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
-                student, nb_id, _, _ = futures[future]
+                student, nb_id, _ = futures[future]
                 try:
-                    run = future.result()
-                    autograded = record(run.notebook, nb_id, student, workspace, run.note)
+                    run = future.result().run
                     graded.add((student, nb_id))
                     seconds[(student, nb_id)] = run.seconds
                     if run.note:
                         problems.append(Problem(student, f"{nb_id}.ipynb", run.note, nb_id))
-                    feedback.write(autograded, nb_id, student)
-                except Exception as exc:  # noqa: BLE001
+                except NotPrepared as exc:
+                    problems.append(Problem(student, f"{nb_id}.ipynb", f"could not be prepared for grading ({exc})", nb_id))
+                except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
                     first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {first[:160]}", nb_id))
 
