@@ -8,7 +8,7 @@ sandboxed grader): at most 2 s marginal per submission with one worker, at least
 
     .venv/bin/python bench/grading.py [--students 20]
 
-Writes bench/results/grading.json.
+Writes bench/results/grading.json and the README table bench/README_grading.md.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from autograder.sample_class import partial, perfect  # noqa: E402
 
 NB = "01_game_theory"
 RESULTS = Path(__file__).resolve().parent / "results" / "grading.json"
+TABLE = Path(__file__).resolve().parent / "README_grading.md"
 
 
 def write_class(root: Path, students: int) -> list[str]:
@@ -78,6 +79,32 @@ def time_nbgrader(root: Path, students: list[str]) -> float:
         return time.perf_counter() - start
 
 
+def table(report: dict) -> str:
+    """The README's grading-speed table, from this run's numbers."""
+    n, t = report["students"], report["seconds"]
+    rows = [("`course grade`, 1 worker, sandboxed", "course_1w"), ("`course grade`, 2 workers, sandboxed", "course_2w"),
+            ("plain `nbgrader autograde` (no sandbox, one at a time)", "nbgrader")]
+    marginal = {"course_1w": report["s_per_submission_1w"], "course_2w": report["s_per_submission_2w"],
+                "nbgrader": report["nbgrader_s_per_submission"]}
+    lines = [f"`bench/grading.py` grades the same class of {n} notebook-01 submissions (perfect, partial and",
+             "blank in turn) three ways in one run; marginal seconds per submission =",
+             f"(T({n}) − T(1)) / {n - 1} (results in `bench/results/grading.json`):", "",
+             f"| grader | 1 submission (s) | {n} submissions (s) | marginal s / submission |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {label} | {t[key]['one']:.1f} | {t[key]['many']:.1f} | {marginal[key]:.2f} |" for label, key in rows]
+    targets = report["targets"]
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    lines += ["", f"Two workers grade the class {report['speedup_2w']:.2f}× faster than one "
+              f"(target ≥ {targets['speedup_2w']}×: {met(report['speedup_2w'] >= targets['speedup_2w'])}); "
+              f"one worker's marginal cost is {report['s_per_submission_1w']:.2f} s "
+              f"(target ≤ {targets['s_per_submission_1w']:.0f} s: "
+              f"{met(report['s_per_submission_1w'] <= targets['s_per_submission_1w'])}); "
+              f"plain nbgrader costs {report['nbgrader_s_per_submission'] / report['s_per_submission_1w']:.1f}× "
+              f"as much per submission. Measured on {report['cores']} cores ({report['cpu']}), "
+              f"1-minute load average {report['load_average_at_start']:.1f} at the start."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=20)
@@ -111,6 +138,7 @@ def main() -> int:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    TABLE.write_text(table(report))
     print(json.dumps({k: report[k] for k in ("s_per_submission_1w", "s_per_submission_2w", "speedup_2w",
                                              "nbgrader_s_per_submission")}, indent=2))
     return 0
