@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -87,3 +89,26 @@ def test_tarmac_is_permutation_equivariant():
     logits_p, values_p = model(obs[:, perm])
     assert torch.allclose(logits[:, perm], logits_p, atol=1e-5)
     assert torch.allclose(values[:, perm], values_p, atol=1e-5)
+
+
+def test_junction_attention_tracks_cars_towards_the_crossing():
+    from course_lib.algos import reinforce
+
+    env = reinforce.make_env("traffic_junction_easy", 8, seed=0, final=True)
+    torch.manual_seed(0)
+    model = tarmac.TarMAC(env.obs_dim, env.n_actions, hidden=16)
+    with torch.no_grad():
+        model.decoder.weight.zero_()
+        model.decoder.bias.copy_(torch.tensor([-20.0, 20.0]))    # always gas
+        batch = reinforce.rollout(env, model, greedy=True, record_attention=True)
+    df = tarmac.junction_attention(batch, env)
+    assert set(df.relation) == {"itself", "same road", "crossing road"}
+    assert sorted(df.receiver_dist.unique()) == list(range(-3, 4))
+    # with gas every step, a car is one cell closer each step (until it leaves)
+    me = df[(df.round == 1) & (df.sender == df.receiver)].set_index(["env", "receiver", "t"]).receiver_dist
+    steps = me.groupby(level=[0, 1]).diff().dropna()
+    assert ((steps == -1) | (steps == 6)).all()                 # 6: the slot's car left, a new one arrived
+    totals = df.groupby(["t", "env", "round", "receiver"]).weight.sum()
+    assert np.allclose(totals, 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="easy"):
+        tarmac.junction_attention(batch, reinforce.make_env("traffic_junction_medium", 1))

@@ -14,6 +14,9 @@ Taught in notebooks/05_communication.  Read top to bottom:
    :class:`~course_lib.algos.commnet.CommNet`; the attention of the last forward pass
    is kept in ``model.last_attention`` (one ``[B, N, N]`` tensor per round) for plots.
 
+:func:`junction_attention` tabulates the weights of a recorded traffic-junction episode
+(who listens to whom as the cars approach the crossing).
+
 Trained by :func:`course_lib.algos.reinforce.train`.  (The paper's agents are
 recurrent; ours are feed-forward per step, like the CommNet MLP modules we compare
 with.)  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
@@ -25,7 +28,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["attention_weights", "TarMACRound", "TarMAC", "TJ_EASY_SUCCESS_PAPER",
+__all__ = ["attention_weights", "TarMACRound", "TarMAC", "junction_attention", "TJ_EASY_SUCCESS_PAPER",
            "TJ_HARD_SUCCESS_PAPER"]
 
 # TarMAC paper (Das et al. 2019), traffic junction success rates in %.
@@ -119,3 +122,40 @@ class TarMAC(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rounds={self.rounds}, key_dim={self.key_dim}"
+
+
+def junction_attention(batch: dict, env):
+    """TarMAC's attention on the easy traffic junction as a long ``pandas.DataFrame``.
+
+    ``batch`` is ``reinforce.rollout(env, model, record_attention=True)``.  One row per
+    step ``t``, env ``env``, communication ``round`` (1, 2, ...), present ``receiver`` and
+    present ``sender``: the ``weight``, each car's ``*_dist`` (cells to go to the crossing:
+    3 at the entry, 0 on the crossing, negative once past it), the ``relation`` of the
+    sender to the receiver ("itself", "same road", "crossing road") and ``present``
+    (cars on the grid).  Read from the observations (position along the route, entry).
+    """
+    import numpy as np
+    import pandas as pd
+
+    core = env.core
+    if getattr(core, "version", None) != "easy":
+        raise ValueError("junction_attention reads the easy traffic junction (two straight one-way roads); "
+                         f"got {getattr(core, 'name', type(core).__name__)}")
+    if not batch.get("attention") or batch["attention"][0] is None:
+        raise ValueError("record the episode with reinforce.rollout(env, model, record_attention=True) "
+                         "and a model that keeps last_attention (TarMAC)")
+    obs, alive = np.asarray(batch["obs"]), np.asarray(batch["alive"], dtype=bool)       # [T, B, N, D], [T, B, N]
+    E = core.num_entries
+    road = obs[..., 6: 6 + E].argmax(-1)                                                # entry = road in easy
+    progress = np.rint(obs[..., 3] * (core.route_len[road] - 1))
+    dist = core.size // 2 - progress
+    weights = np.stack([np.stack([w.cpu().numpy() for w in step]) for step in batch["attention"]])  # [T, R, B, N, N]
+    pair = alive[:, None, :, :, None] & alive[:, None, :, None, :]
+    pair = np.broadcast_to(pair, weights.shape)
+    t, r, b, j, i = np.nonzero(pair)
+    same = road[t, b, j] == road[t, b, i]
+    relation = np.where(i == j, "itself", np.where(same, "same road", "crossing road"))
+    return pd.DataFrame({"t": t, "round": r + 1, "env": b, "receiver": j, "sender": i,
+                         "weight": weights[t, r, b, j, i], "receiver_dist": dist[t, b, j].astype(int),
+                         "sender_dist": dist[t, b, i].astype(int), "relation": relation,
+                         "present": alive[t, b].sum(-1)})
