@@ -200,3 +200,38 @@ def plot_action_frequencies(freqs, action_names: Sequence[str] | None = None, ax
     if title:
         ax.set_title(title)
     return ax
+
+
+# ------------------------------------------------------------------- competitive play
+
+
+def win_rate_heatmap(table, ax=None, title: str | None = None, annotate: bool = True,
+                     xlabel: str | None = None, ylabel: str | None = None, cbar_label: str = "win rate"):
+    """A win-rate table (rows beat columns at rate ``table[r, c]`` in [0, 1]) as a heatmap.
+
+    ``table``: a pandas DataFrame (its index and columns label the axes) or an array.
+    Colours run from red (0) through yellow (0.5) to green (1); ``annotate`` writes the
+    rates into the cells (skipped automatically beyond 12 x 12).
+    Taught in notebooks/08_self_play.
+    """
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(table, dtype=float)
+    rows = [str(r) for r in getattr(table, "index", range(values.shape[0]))]
+    cols = [str(c) for c in getattr(table, "columns", range(values.shape[1]))]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.8 * len(cols) + 2.5, 0.5 * len(rows) + 1.5))
+    image = ax.imshow(values, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.figure.colorbar(image, ax=ax, label=cbar_label)
+    if annotate and max(values.shape) <= 12:
+        for r in range(values.shape[0]):
+            for c in range(values.shape[1]):
+                if np.isfinite(values[r, c]):
+                    ax.text(c, r, f"{values[r, c]:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel(xlabel if xlabel is not None else str(getattr(getattr(table, "columns", None), "name", "") or ""))
+    ax.set_ylabel(ylabel if ylabel is not None else str(getattr(getattr(table, "index", None), "name", "") or ""))
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,241 @@
+"""Self-play and competitive evaluation: fictitious play's exploitability and an Elo table on simple_tag.
+
+    .venv/bin/python bench/selfplay.py              # (run by `make bench`): the notebook's full budget, seeds 0 and 1
+    .venv/bin/python bench/selfplay.py --seeds 1    # only seed 0, the notebook's run (about 2-3 CPU minutes a seed)
+    .venv/bin/python bench/selfplay.py --quick      # the notebook's quick budget (a smoke test)
+
+Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay.md
+(pasted into README).  What notebooks/08_self_play measures, with the same settings:
+
+* Matrix games: exploitability (NashConv / 2) of fictitious play's average strategy and of
+  naive self-play's current strategy in rock-paper-scissors, matching pennies and a biased
+  rock-paper-scissors (:mod:`course_lib.selfplay.matrix_games`), and the iteration from
+  which fictitious play stays below 0.01 on rock-paper-scissors.
+* simple_tag_v3 (the batched twin of mpe2's; 3 predators, 1 prey, 2 obstacles, 25 steps;
+  predators win an episode when they touch the prey at least once): per seed, IPPO
+  predators and prey trained against rolling pools of 5 past selves and by naive
+  self-play (:func:`course_lib.selfplay.league.train_league`), MADDPG predators trained
+  against the final prey pool; every final agent and the random and scripted policies
+  rated against the frozen archive of the pool-of-5 league (fixed-pool Elo, K = 32,
+  random policies anchored at 1000, the predators' edge measured from random against
+  random); the exploitability approximation (0.5 - lowest score against that pool); the
+  cross-play matrix.
+
+One process, one torch thread.  Time is reported as process CPU seconds (what the run
+costs on an idle core) and wall seconds, with the load average (the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from course_lib.selfplay import elo, league, matrix_games as mg, pool  # noqa: E402
+
+RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+GAMES = {"rock-paper-scissors": RPS, "matching pennies": np.array([[1.0, -1.0], [-1.0, 1.0]]),
+         "biased rock-paper-scissors": mg.biased_rock_paper_scissors()}
+# The notebook's budgets: budget(full=..., quick=...) in its setup cell.
+FULL = dict(fp_iterations=20_000, generations=10, steps_per_generation=12_000, eval_episodes=100,
+            maddpg_steps=80_000, maddpg=dict(batch_size=256), cross_episodes=500, reference_episodes=4_000)
+QUICK = dict(fp_iterations=20_000, generations=2, steps_per_generation=1_600, eval_episodes=16,
+             maddpg_steps=1_500, maddpg=dict(batch_size=64, learning_starts=500), cross_episodes=32,
+             reference_episodes=400)
+POOL_SIZE = 5
+
+
+def code_versions() -> dict[str, str]:
+    """The commit and a hash of each file the numbers depend on (the learners change as the course grows)."""
+    import hashlib
+    import subprocess
+
+    files = ["course_lib/selfplay/elo.py", "course_lib/selfplay/league.py", "course_lib/selfplay/matrix_games.py",
+             "course_lib/selfplay/pool.py", "course_lib/algos/ppo.py", "course_lib/algos/maddpg.py",
+             "course_lib/envs/mpe.py", "course_lib/envs/mpe_policies.py"]
+    out = {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest()[:12] for f in files if (ROOT / f).exists()}
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *files], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head, dirty = "unknown", ""
+    return {"commit": head, "uncommitted": [line[3:] for line in dirty.splitlines()], "sha256": out}
+
+
+def fictitious_play(iterations: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    checkpoints = [10, 100, 1_000, 10_000, iterations]
+    for name, A in GAMES.items():
+        fp, naive = mg.fictitious_play(A, iterations), mg.naive_self_play(A, iterations)
+        curves = {"fp_average": mg.exploitability_curve(A, fp["x_avg"], fp["y_avg"]),
+                  "fp_current": mg.exploitability_curve(A, fp["x"], fp["y"]),
+                  "naive_current": mg.exploitability_curve(A, naive["x"], naive["y"]),
+                  "naive_average": mg.exploitability_curve(A, naive["x_avg"], naive["y_avg"])}
+        above = np.flatnonzero(curves["fp_average"] >= 0.01)
+        out[name] = {
+            "checkpoints": checkpoints,
+            **{k: [float(c[i - 1]) for i in checkpoints] for k, c in curves.items()},
+            "fp_average_below_0.01_from": int(above[-1]) + 2 if len(above) else 1,
+        }
+        print(f"{name}: fictitious play's average {out[name]['fp_average'][-1]:.4f} after {iterations:,}", flush=True)
+    return out
+
+
+def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
+    """One seed of the notebook's simple_tag experiment."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    runs = {"pool5": POOL_SIZE, "naive": 1}
+    results = {name: league.train_league(generations=b["generations"], steps_per_generation=b["steps_per_generation"],
+                                         pool_size=size, eval_episodes=b["eval_episodes"], advantage=advantage,
+                                         seed=seed, progress=False)
+               for name, size in runs.items()}
+    final_pool = [results["pool5"].preys[k] for k in list(results["pool5"].preys)[-POOL_SIZE:]]
+    maddpg_run = league.train_maddpg_predators(final_pool, b["maddpg_steps"], seed=seed, **b["maddpg"])
+    ref_preds, ref_preys = league.reference_players(seed=seed)
+    last = f"@g{b['generations']}"
+    preds = {"random": ref_preds["pred:random"], "scripted": ref_preds["pred:heuristic"],
+             "IPPO (pool of 5)": results["pool5"].predators[f"pred{last}"],
+             "IPPO (naive)": results["naive"].predators[f"pred{last}"],
+             "MADDPG (vs the IPPO prey pool)": pool.maddpg_side(maddpg_run.policy)}
+    preys = {"random": ref_preys["prey:random"], "scripted": ref_preys["prey:heuristic"],
+             "IPPO (pool of 5)": results["pool5"].preys[f"prey{last}"],
+             "IPPO (naive)": results["naive"].preys[f"prey{last}"]}
+    frozen = league.frozen_pool(results["pool5"])
+    rated = {"predator": league.fixed_pool_elo(preds, "predator", frozen, b["eval_episodes"]),
+             "prey": league.fixed_pool_elo(preys, "prey", frozen, b["eval_episodes"])}
+    cross = pool.win_rate_matrix(preds, preys, episodes=b["cross_episodes"], seed=777)
+    out = {
+        "seed": seed,
+        "fixed_pool_elo": {side: {r.player: {"elo": float(r.elo), "mean_score": float(r.mean_score),
+                                             "min_score": float(r.min_score), "exploitability": float(r.exploitability)}
+                                  for r in df.itertuples()} for side, df in rated.items()},
+        "league_elo_final": {name: {k: float(v) for k, v in r.ratings.items()} for name, r in results.items()},
+        "league_history": {name: r.history.replace({np.nan: None}).to_dict(orient="list") for name, r in results.items()},
+        "cross_play": {"predators": list(cross.index), "prey": list(cross.columns),
+                       "win_rate": cross.to_numpy().round(4).tolist()},
+        "cpu_s": {**{f"league_{n}": round(r.cpu_s, 1) for n, r in results.items()},
+                  "total": round(time.process_time() - cpu0, 1)},
+        "wall_s": {**{f"league_{n}": round(r.wall_s, 1) for n, r in results.items()},
+                   "maddpg": round(maddpg_run.wall_s, 1), "total": round(time.perf_counter() - wall0, 1)},
+    }
+    p5 = out["fixed_pool_elo"]["predator"]
+    print(f"seed {seed}: fixed-pool Elo of the predators: " +
+          ", ".join(f"{k} {v['elo']:.0f}" for k, v in p5.items()) + f" ({out['cpu_s']['total']:.0f} CPU s)", flush=True)
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    fp = result["fictitious_play"]
+    seeds = [t["seed"] for t in result["tag"]]
+    n = len(seeds)
+    lines = [
+        "Self-play and competitive evaluation (`bench/selfplay.py`, results in `bench/results/selfplay.json`; "
+        "the settings of notebooks/08_self_play).",
+        "",
+        f"**Fictitious play** ({result['settings']['fp_iterations']:,} simultaneous rounds from (first action, "
+        "first action)): exploitability (NashConv / 2).",
+        "",
+        "| game | FP average @100 | FP average @1,000 | FP average @10,000 | FP average, final | FP below 0.01 from | "
+        "naive self-play, current (final) | naive self-play, average (final) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in fp.items():
+        lines.append(f"| {name} | {r['fp_average'][1]:.4f} | {r['fp_average'][2]:.4f} | {r['fp_average'][3]:.4f} | "
+                     f"{r['fp_average'][-1]:.4f} | {r['fp_average_below_0.01_from']:,} | {r['naive_current'][-1]:.2f} | "
+                     f"{r['naive_average'][-1]:.4f} |")
+    s = result["settings"]
+    lines += [
+        "",
+        f"**simple_tag_v3** (predators win an episode when they touch the prey at least once; random predators win "
+        f"{result['random_win_rate']:.1%} against the random prey, an edge of {result['advantage']:+.0f} Elo points). "
+        f"IPPO leagues of {s['generations']} generations x {s['steps_per_generation']:,} steps per side, MADDPG predators "
+        f"{s['maddpg_steps']:,} steps against the final IPPO prey pool. Fixed-pool Elo against the frozen archive of the "
+        f"pool-of-5 league (K = 32, random anchored at 1000), {s['eval_episodes']} episodes per opponent; "
+        f"exploitability approximation = 0.5 - lowest score against that pool; "
+        + (f"mean over seeds {seeds} (min – max)." if n > 1 else f"seed {seeds[0]}."),
+        "",
+        "| side | agent | fixed-pool Elo | vs random anchor | mean score vs pool | exploitability approx. |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+
+    def stat(values: list[float], fmt: str) -> str:
+        v = np.asarray(values)
+        return (f"{v.mean():{fmt}} ({v.min():{fmt}} – {v.max():{fmt}})" if len(v) > 1 else f"{v[0]:{fmt}}")
+
+    for side in ("predator", "prey"):
+        for agent in result["tag"][0]["fixed_pool_elo"][side]:
+            rows = [t["fixed_pool_elo"][side][agent] for t in result["tag"]]
+            e = [r["elo"] for r in rows]
+            lines.append(f"| {side} | {agent} | {stat(e, '.0f')} | {stat([x - elo.ANCHOR for x in e], '+.0f')} | "
+                         f"{stat([r['mean_score'] for r in rows], '.2f')} | "
+                         f"{stat([r['exploitability'] for r in rows], '+.2f')} |")
+    cp = result["tag"][0]["cross_play"]
+    lines += ["", f"Cross-play (seed {seeds[0]}): predators' win rate over {s['cross_episodes']} episodes, rows "
+              "predators, columns prey.", "",
+              "| predators \\ prey | " + " | ".join(cp["prey"]) + " |",
+              "|---|" + "---:|" * len(cp["prey"])]
+    for name, row in zip(cp["predators"], cp["win_rate"]):
+        lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+    t = result["timing"]
+    lines += ["", f"Cost: {t['cpu_s']:.0f} CPU seconds ({t['cpu_s'] / max(n, 1):.0f} per seed; one torch thread), "
+              f"{t['wall_s']:.0f} s wall at load average {t['loadavg_start']} → {t['loadavg_end']} on a shared "
+              f"{result['machine']['cpus']}-core machine. Code: commit {result['code']['commit']}"
+              + (f", with uncommitted {', '.join(result['code']['uncommitted'])}" if result['code']['uncommitted'] else "")
+              + " (file hashes in the JSON)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=2, help="seeds of the simple_tag experiment (0, 1, ...)")
+    ap.add_argument("--quick", action="store_true", help="the notebook's quick budget")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "selfplay.json"))
+    ap.add_argument("--table", default=str(ROOT / "bench" / "README_selfplay.md"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    b = QUICK if args.quick else FULL
+    load0 = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result: dict[str, Any] = {"benchmark": "selfplay", "budget": "quick" if args.quick else "full",
+                              "settings": {**{k: v for k, v in b.items()}, "pool_size": POOL_SIZE, "k_factor": elo.K,
+                                           "anchor": elo.ANCHOR}}
+    result["fictitious_play"] = fictitious_play(b["fp_iterations"])
+    ref_preds, ref_preys = league.reference_players(seed=0)
+    p = pool.win_rate(ref_preds["pred:random"], ref_preys["prey:random"], b["reference_episodes"], seed=123)
+    result["random_win_rate"], result["advantage"] = p, elo.side_advantage(p)
+    result["tag"] = [tag(seed, b, result["advantage"]) for seed in range(args.seeds)]
+    final = [t["fixed_pool_elo"]["predator"]["IPPO (pool of 5)"]["elo"] - elo.ANCHOR for t in result["tag"]]
+    result["trained_predators_above_random"] = {"per_seed": final, "min": float(min(final)), "target": 100.0,
+                                                "met": bool(min(final) >= 100.0)}
+    result["fp_rps_final_exploitability"] = result["fictitious_play"]["rock-paper-scissors"]["fp_average"][-1]
+    load1 = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    result["timing"] = {"cpu_s": round(time.process_time() - cpu0, 1), "wall_s": round(time.perf_counter() - wall0, 1),
+                        "loadavg_start": load0, "loadavg_end": load1,
+                        "note": "cpu_s is this process's CPU time (one thread): its wall time on an idle core"}
+    result["code"] = code_versions()
+    result["machine"] = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                         "platform": platform.platform(), "python": platform.python_version(),
+                         "torch": torch.__version__}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    Path(args.table).write_text(markdown(result))
+    print(f"wrote {args.out} and {args.table}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

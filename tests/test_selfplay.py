@@ -1,0 +1,281 @@
+"""course_lib.selfplay: exploitability (against nashpy), fictitious play, Elo, pools, leagues, judge cases."""
+from __future__ import annotations
+
+import nashpy
+import numpy as np
+import pandas as pd
+import pytest
+
+from course_lib import judge
+from course_lib.selfplay import elo, league, matrix_games as mg, pool
+
+RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+
+
+# --------------------------------------------------------------------- exploitability
+def _nashconv_via_nashpy(A, x, y):
+    """NashConv from nashpy's own payoff evaluation and each player's best pure deviation."""
+    game = nashpy.Game(A, -A)
+    m, n = A.shape
+    u_row, u_col = game[x, y]
+    gain_row = max(game[np.eye(m)[i], y][0] for i in range(m)) - u_row
+    gain_col = max(game[x, np.eye(n)[j]][1] for j in range(n)) - u_col
+    return gain_row + gain_col
+
+
+def test_exploitability_matches_nashpy_on_random_zero_sum_games():
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        m, n = (int(k) for k in rng.integers(2, 7, size=2))
+        A = mg.random_zero_sum(rng, m, n)
+        x_star, y_star, value = mg.nashpy_equilibrium(A)
+        assert mg.exploitability(A, x_star, y_star) == pytest.approx(0.0, abs=1e-7)
+        x, y = rng.dirichlet(np.ones(m)), rng.dirichlet(np.ones(n))
+        e = mg.exploitability(A, x, y)
+        assert e == pytest.approx(0.5 * _nashconv_via_nashpy(A, x, y), abs=1e-10)
+        assert e >= -1e-12
+        # each player's best-response value brackets the game value
+        assert np.max(A @ y) >= value - 1e-7 and np.min(x @ A) <= value + 1e-7
+        assert mg.nash_conv(A, -A, x, y) == pytest.approx(2 * e)
+
+
+def test_exploitability_known_values_and_errors():
+    uniform, rock = np.ones(3) / 3, np.eye(3)[0]
+    assert mg.exploitability(RPS, uniform, uniform) == pytest.approx(0.0)
+    assert mg.exploitability(RPS, rock, rock) == pytest.approx(1.0)
+    assert mg.exploitability(mg.biased_rock_paper_scissors(), *(np.array([0.25, 0.5, 0.25]),) * 2) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="length 3"):
+        mg.exploitability(RPS, np.ones(2) / 2, uniform)
+    with pytest.raises(ValueError, match="sum to 1"):
+        mg.exploitability(RPS, uniform, np.array([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="payoff matrix"):
+        mg.exploitability(np.zeros(3), uniform, uniform)
+
+
+def test_exploitability_curve_is_the_rowwise_exploitability():
+    rng = np.random.default_rng(1)
+    A = mg.random_zero_sum(rng, 3, 4)
+    xs, ys = rng.dirichlet(np.ones(3), size=20), rng.dirichlet(np.ones(4), size=20)
+    np.testing.assert_allclose(mg.exploitability_curve(A, xs, ys),
+                               [mg.exploitability(A, x, y) for x, y in zip(xs, ys)], atol=1e-12)
+
+
+# --------------------------------------------------------------------- fictitious play
+def test_best_response_and_average():
+    np.testing.assert_array_equal(mg.best_response(RPS, np.eye(3)[0]), [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(mg.best_response(np.zeros((3, 2)), [0.5, 0.5]), [1.0, 0.0, 0.0])  # ties: lowest
+    avg, seq = None, np.eye(3)[[0, 2, 2, 1, 0]]
+    for t, s in enumerate(seq):
+        avg = mg.update_average(avg if avg is not None else s, s, t)
+    np.testing.assert_allclose(avg, seq.mean(axis=0))
+
+
+def test_fictitious_play_average_converges_while_current_strategies_cycle():
+    out = mg.fictitious_play(RPS, 20_000)
+    avg = mg.exploitability_curve(RPS, out["x_avg"], out["y_avg"])
+    cur = mg.exploitability_curve(RPS, out["x"], out["y"])
+    assert avg[-1] < 0.01  # the notebook's target
+    assert np.all(cur == 1.0)  # pure strategies: always fully exploitable
+    assert len({int(np.argmax(x)) for x in out["x"][10_000:]}) == 3  # still cycling through every action
+    naive = mg.naive_self_play(RPS, 300)
+    assert np.all(mg.exploitability_curve(RPS, naive["x"], naive["y"]) == 1.0)
+    # biased RPS: naive self-play's cycle averages to uniform, which is exploitable by 1/3
+    B = mg.biased_rock_paper_scissors()
+    naive_b = mg.naive_self_play(B, 3_000)
+    assert mg.exploitability(B, naive_b["x_avg"][-1], naive_b["y_avg"][-1]) == pytest.approx(1 / 3, abs=1e-3)
+    fp_b = mg.fictitious_play(B, 20_000)
+    assert mg.exploitability(B, fp_b["x_avg"][-1], fp_b["y_avg"][-1]) < 0.01
+
+
+def test_fictitious_play_in_matching_pennies_from_course_lib_games_layout():
+    from course_lib import games
+
+    payoffs = np.stack([np.array([[1.0, -1.0], [-1.0, 1.0]]), -np.array([[1.0, -1.0], [-1.0, 1.0]])], axis=-1)
+    assert games.validate_payoffs(payoffs).shape == (2, 2, 2)
+    out = mg.fictitious_play(payoffs, 10_000)
+    np.testing.assert_allclose(out["x_avg"][-1], [0.5, 0.5], atol=0.01)
+    with pytest.raises(ValueError, match="payoff matrix"):
+        mg.fictitious_play(np.zeros((2, 2, 3)), 10)
+
+
+# --------------------------------------------------------------------- Elo
+def test_expected_score_and_update():
+    assert elo.expected_score(1000, 1000) == pytest.approx(0.5)
+    assert elo.expected_score(1400, 1000) == pytest.approx(10 / 11)
+    a, b = elo.elo_update(1000.0, 1000.0, 1.0)
+    assert (a, b) == pytest.approx((1016.0, 984.0))
+    ra, rb = np.array([900.0, 1300.0]), np.array([1100.0, 1000.0])
+    na, nb = elo.elo_update(ra, rb, np.array([1.0, 0.5]), k=10.0)
+    np.testing.assert_allclose(na + nb, ra + rb)
+    np.testing.assert_allclose(na - ra, 10.0 * (np.array([1.0, 0.5]) - elo.expected_score(ra, rb)))
+
+
+def test_side_advantage_calibrates_random_against_random():
+    for p in (0.05, 0.19, 0.5, 0.8):
+        h = elo.side_advantage(p)
+        assert elo.expected_score(1000 + h, 1000) == pytest.approx(p)
+    with pytest.raises(ValueError, match="strictly between"):
+        elo.side_advantage(1.0)
+
+
+def test_league_ratings_anchors_and_recovery():
+    rng = np.random.default_rng(0)
+    true = {"a": 1000.0, "b": 1200.0, "c": 1450.0}
+    names = list(true)
+    games = []
+    for _ in range(6000):
+        x, y = rng.choice(names, size=2, replace=False)
+        games.append((x, y, float(rng.random() < elo.expected_score(true[x], true[y]))))
+    ratings = elo.league_ratings(games, anchors={"a": 1000.0}, k=16.0)
+    assert ratings["a"] == 1000.0
+    assert ratings["b"] == pytest.approx(1200.0, abs=80) and ratings["c"] == pytest.approx(1450.0, abs=80)
+    with pytest.raises(ValueError, match="score"):
+        elo.league_ratings([("a", "b", 2.0)])
+
+
+def test_league_ratings_with_an_advantage_leave_even_random_play_at_the_anchors():
+    rng = np.random.default_rng(1)
+    p = 0.2
+    h = elo.side_advantage(p)
+    games = [("pred", "prey", float(rng.random() < p)) for _ in range(4000)]
+    ratings = elo.league_ratings(games, initial={"pred": 1000.0, "prey": 1000.0}, advantage=h, k=8.0)
+    assert ratings["pred"] == pytest.approx(1000.0, abs=40) and ratings["prey"] == pytest.approx(1000.0, abs=40)
+    plain = elo.league_ratings(games, initial={"pred": 1000.0, "prey": 1000.0}, k=8.0)
+    assert plain["prey"] - plain["pred"] > 150  # without the edge the prey looks far stronger
+
+
+def test_frozen_pool_rating_solves_the_performance_equation():
+    pool_r = np.array([900.0, 1100.0, 1400.0])
+    scores = np.array([0.9, 0.6, 0.2])
+    r = elo.frozen_pool_rating(scores, pool_r, games=50)
+    assert np.sum(scores - elo.expected_score(r, pool_r)) == pytest.approx(0.0, abs=1e-9)
+    r_adv = elo.frozen_pool_rating(scores, pool_r, games=50, advantage=-200.0)
+    assert r_adv == pytest.approx(r + 200.0, abs=1e-6)
+    assert elo.frozen_pool_rating([1.0, 1.0, 1.0], pool_r) == 4000.0  # a perfect record: clipped
+    with pytest.raises(ValueError, match="one score per pool member"):
+        elo.frozen_pool_rating([0.5], pool_r)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        elo.frozen_pool_rating([0.5, 1.5, 0.2], pool_r)
+
+
+def test_matches_from_win_rates():
+    table = pd.DataFrame([[0.75, 0.5]], index=["p"], columns=["q", "r"])
+    matches = elo.matches_from_win_rates(table, 4, np.random.default_rng(0))
+    assert len(matches) == 8
+    assert sum(s for a, b, s in matches if b == "q") == 3 and sum(s for a, b, s in matches if b == "r") == 2
+
+
+# --------------------------------------------------------------------- simple_tag pools
+def test_play_is_reproducible_and_defines_the_winner():
+    preds, preys = league.reference_players(seed=0)
+    rand_pred, rand_prey = preds["pred:random"], preys["prey:random"]
+    first = pool.play(rand_pred, rand_prey, 64, seed=3)
+    second = pool.play(rand_pred, rand_prey, 64, seed=3)
+    np.testing.assert_array_equal(first, second)  # random policies are reseeded per pairing
+    assert first.dtype == np.int64 and first.shape == (64,) and first.min() >= 0
+    np.testing.assert_array_equal(pool.predator_wins(first), first > 0)
+    scripted = pool.win_rate(preds["pred:heuristic"], rand_prey, 200, seed=0)
+    random_rate = pool.win_rate(rand_pred, rand_prey, 400, seed=0)
+    assert 0.05 < random_rate < 0.4 < 0.8 < scripted
+
+
+def test_play_with_torch_policies_does_not_touch_the_global_torch_rng():
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    preds, preys = league.reference_players()
+    pool.play(preds["pred:random"], preys["prey:heuristic"], 8, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_opponent_pool_rolls_and_splits_the_batch():
+    p = pool.OpponentPool(2)
+    with pytest.raises(ValueError, match="empty"):
+        p.opponent()
+    for k in range(3):
+        p.add(f"m{k}", lambda obs, k=k: np.full((len(obs), 1), k))
+    assert p.names == ["m1", "m2"] and len(p) == 2
+    out = p.opponent()(np.zeros((5, 4, 16), dtype=np.float32))
+    np.testing.assert_array_equal(out[:, 0], [1, 2, 1, 2, 1])
+    with pytest.raises(ValueError, match="at least one"):
+        pool.OpponentPool(0)
+
+
+def test_exploitability_proxy_and_side_errors():
+    assert pool.exploitability_proxy([0.7, 0.3, 0.9]) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="at least one opponent"):
+        pool.exploitability_proxy([])
+    with pytest.raises(ValueError, match="'predator' or 'prey'"):
+        pool.side_policy("random", "hunter")
+    with pytest.raises(ValueError, match="'random' or 'heuristic'"):
+        pool.side_policy("greedy", "prey")
+
+
+def test_win_rate_matrix_labels_and_values():
+    preds, preys = league.reference_players()
+    table = pool.win_rate_matrix(preds, preys, episodes=32, seed=5)
+    assert list(table.index) == list(preds) and list(table.columns) == list(preys)
+    assert table.loc["pred:heuristic", "prey:random"] == pytest.approx(
+        pool.win_rate(preds["pred:heuristic"], preys["prey:random"], 32, 5))
+
+
+@pytest.mark.timeout(240)
+def test_a_small_league_trains_rates_and_freezes():
+    pytest.importorskip("course_lib.algos.ppo")  # the learner (notebooks/07's reference)
+    res = league.train_league(generations=2, steps_per_generation=1_600, eval_episodes=16, pool_size=2,
+                              advantage=elo.side_advantage(0.19), progress=False)
+    h = res.history
+    assert list(h.generation) == [0, 1, 2]
+    for col in ("elo/predator", "elo/prey", "exploitability/predator", "winrate/pool", "return/predator", "cpu_s"):
+        assert col in h.columns
+    assert h["return/predator"].iloc[1:].notna().all()
+    assert set(res.predators) == {"pred@g0", "pred@g1", "pred@g2"}
+    assert res.ratings["pred:random"] == 1000.0 and res.ratings["prey:random"] == 1000.0
+    frozen = league.frozen_pool(res)
+    assert set(frozen.preys) == {"prey:random", "prey:heuristic", "prey@g0", "prey@g1", "prey@g2"}
+    rated = league.fixed_pool_elo({"p": res.predators["pred@g2"]}, "predator", frozen, episodes=8)
+    assert rated.columns.tolist() == ["player", "side", "elo", "mean_score", "min_score", "exploitability"]
+    again = league.fixed_pool_elo({"p": res.predators["pred@g2"]}, "predator", frozen, episodes=8)
+    assert rated.elo.iloc[0] == again.elo.iloc[0]  # same episodes, seeded sampling
+    with pytest.raises(ValueError, match="generations"):
+        league.train_league(generations=0, progress=False)
+
+
+# --------------------------------------------------------------------- judge cases
+CASES = ["exploitability", "best_response", "update_average", "expected_score", "elo_update"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_judge_cases_accept_the_reference(name):
+    case = judge.lookup(f"nb08.{name}")
+    outputs = case.outputs(case.reference, seed=7)
+    assert judge.verdict(f"nb08.{name}", 7, outputs) is None
+
+
+def test_judge_cases_reject_plausible_mistakes():
+    def exploitability_row_only(A, x, y):
+        return float(np.max(np.asarray(A) @ y) - np.asarray(x) @ np.asarray(A) @ np.asarray(y))
+
+    def best_response_mixed(payoff, s):
+        v = np.asarray(payoff) @ np.asarray(s)
+        best = np.isclose(v, v.max()).astype(float)
+        return best / best.sum()
+
+    def update_ema(avg, s, t):
+        return (np.asarray(avg) + np.asarray(s)) / 2
+
+    def expected_natural(a, b):
+        return 1 / (1 + np.exp((np.asarray(b, dtype=float) - np.asarray(a, dtype=float)) / 400))
+
+    def update_fixed_k(a, b, s, k=32.0):
+        e = elo.expected_score(a, b)
+        return np.asarray(a) + 32 * (s - e), np.asarray(b) - 32 * (s - e)
+
+    for name, wrong in [("exploitability", exploitability_row_only), ("best_response", best_response_mixed),
+                        ("update_average", update_ema), ("expected_score", expected_natural),
+                        ("elo_update", update_fixed_k)]:
+        case = judge.lookup(f"nb08.{name}")
+        outputs = case.outputs(wrong, seed=11)
+        assert judge.verdict(f"nb08.{name}", 11, outputs) is not None, name
