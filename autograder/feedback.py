@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import queue
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ class FeedbackWriter:
         self.workspace = workspace
         self.config = course_config(workspace)
         self.config.HTMLExporter.template_name = "feedback"
+        # A page shows what the student's code displayed: scripts and raw HTML in
+        # outputs and markdown are sanitized, or they would run in the reader's browser.
+        self.config.HTMLExporter.sanitize_html = True
         self.config.HTMLExporter.extra_template_basedirs = [str(FORMGRADER / "templates")]
         self.config.HTMLExporter.extra_template_paths = [
             str(FORMGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
@@ -83,6 +87,8 @@ class Renderer:
     {"page": path} or {"error": message} out.
     """
 
+    TIMEOUT_S = 120  # a page takes well under a second; one that hangs costs only its own page
+
     def __init__(self, workspace: Path):
         self.proc = subprocess.Popen([sys.executable, "-m", "autograder.feedback", str(workspace)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -93,9 +99,13 @@ class Renderer:
         try:
             self.proc.stdin.write(request + "\n")
             self.proc.stdin.flush()
-            reply = json.loads(self.proc.stdout.readline() or "null")
+            ready, _, _ = select.select([self.proc.stdout], [], [], self.TIMEOUT_S)
+            reply = json.loads(self.proc.stdout.readline() or "null") if ready else "timeout"
         except (OSError, ValueError):
             reply = None
+        if reply == "timeout":
+            self.proc.kill()
+            raise PageTimedOut(f"the feedback page took over {self.TIMEOUT_S} s and was abandoned")
         if not isinstance(reply, dict):
             raise RendererDied(f"the feedback renderer ended (exit {self.proc.poll()})")
         if "error" in reply:
@@ -112,7 +122,11 @@ class Renderer:
 
 
 class RendererDied(RuntimeError):
-    pass
+    """The renderer process ended; a new one can render the page."""
+
+
+class PageTimedOut(RendererDied):
+    """The page hung its renderer (killed); a new renderer would hang on it too."""
 
 
 class FeedbackPool:
@@ -134,11 +148,13 @@ class FeedbackPool:
         renderer = self._idle.get()
         try:
             return renderer.render(autograded, nb_id, student)
-        except RendererDied:
+        except RendererDied as died:
             renderer.close()
             self._all.remove(renderer)
             renderer = Renderer(self.workspace)
             self._all.append(renderer)
+            if isinstance(died, PageTimedOut):
+                raise
             return renderer.render(autograded, nb_id, student)
         finally:
             self._idle.put(renderer)

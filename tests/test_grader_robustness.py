@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 import nbformat
@@ -73,6 +74,13 @@ course_lib.judge.difference = lambda *a, **k: None        # and the kernel's com
 """
 SKIP_THE_CHECK = "import course_lib.judge\ncourse_lib.judge.check = lambda *a, **k: None"
 
+# Output that would run in the browser of whoever opens the feedback page.
+SCRIPT = """
+from IPython.display import HTML, Javascript, display
+display(HTML("<b>hi</b><script>window.PWNED_HTML = 1</script><img src=x onerror='window.PWNED_IMG = 1'>"))
+display(Javascript("window.PWNED_JS = 1"))
+"""
+
 # student -> (notebook, questions it must lose, words the summary must say)
 THREATS = {
     "infinite_loop": (hostile(FIRST, before="while True:\n    pass"), "cell time limit"),
@@ -95,6 +103,7 @@ HARMLESS = {  # hostile code that fails without costing the (correct) answer any
     "reads_gradebook": hostile(FIRST, after="import glob\nprint('FOUND', glob.glob('/tmp/pytest-of-*/*/*/gradebook.db')"
                                             f" + glob.glob({str(REPO_ROOT / '.workspace' / '*.db')!r}))"),
     "writes_outside": hostile(FIRST, after=WRITE_OUTSIDE),
+    "script_in_feedback": hostile(FIRST, after=SCRIPT),
 }
 
 
@@ -182,6 +191,15 @@ def test_the_sandbox_kept_the_code_in(graded):
     assert printed(graded, "writes_outside").count("refused:") == 3
     flood = (graded.workspace / "autograded" / "output_flood" / NB / f"{NB}.ipynb").stat().st_size
     assert flood < 5_000_000
+
+
+def test_feedback_pages_do_not_run_the_students_scripts(graded):
+    """The page shows the student's HTML as text or harmless markup, never as a live script."""
+    page = (graded.feedback_dir / "script_in_feedback" / NB / f"{NB}.html").read_text()
+    assert "<b>hi</b>" in page  # harmless markup is still shown
+    scripts = re.findall(r"<script[^>]*>(.*?)</script>", page, re.S)
+    assert scripts and not any("PWNED" in script for script in scripts)
+    assert not re.search(r"<img[^>]*onerror", page)
 
 
 def test_the_grader_not_the_kernel_decides(graded):
