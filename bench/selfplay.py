@@ -50,7 +50,7 @@ GAMES = {"rock-paper-scissors": RPS, "matching pennies": np.array([[1.0, -1.0], 
          "biased rock-paper-scissors": mg.biased_rock_paper_scissors()}
 # The notebook's budgets: budget(full=..., quick=...) in its setup cell.
 FULL = dict(fp_iterations=20_000, generations=10, steps_per_generation=12_000, eval_episodes=100,
-            maddpg_steps=80_000, maddpg=dict(batch_size=256), cross_episodes=500, reference_episodes=4_000)
+            maddpg_steps=80_000, maddpg={}, cross_episodes=500, reference_episodes=4_000)
 QUICK = dict(fp_iterations=20_000, generations=2, steps_per_generation=1_600, eval_episodes=16,
              maddpg_steps=1_500, maddpg=dict(batch_size=64, learning_starts=500), cross_episodes=32,
              reference_episodes=400)

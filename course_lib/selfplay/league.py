@@ -244,7 +244,8 @@ def train_maddpg_predators(prey_pool: Sequence[pools.SidePolicy], total_steps: i
                            **overrides):
     """MADDPG predators (:func:`course_lib.algos.maddpg.train_maddpg` on simple_tag)
     trained against a fixed set of prey policies (environment ``i`` played by prey
-    ``i % len(prey_pool)``).  Returns the :class:`~course_lib.algos.maddpg.MADDPGResult`;
+    ``i % len(prey_pool)``); ``overrides`` replace fields of the MADDPG config (32 envs,
+    batch 256, learning rates 1e-3 here).  Returns the :class:`~course_lib.algos.maddpg.MADDPGResult`;
     ``pools.maddpg_side(result.policy)`` is the predators' (greedy) side policy."""
     from course_lib.algos import maddpg
 
@@ -258,5 +259,8 @@ def train_maddpg_predators(prey_pool: Sequence[pools.SidePolicy], total_steps: i
     def opponent(obs: np.ndarray) -> np.ndarray:  # MADDPG wants full actions; it overwrites the predators'
         return np.concatenate([np.zeros((len(obs), 3), dtype=np.int64), prey_side(obs)], axis=1)
 
-    cfg = maddpg.MADDPGConfig(opponent=opponent, eval_every=0, eval_episodes=50, progress=False)
+    # settings of this comparison, pinned here so that a change of maddpg's defaults does not
+    # change notebooks/08: 32 environments (one gradient step per 32 transitions), batch 256, lr 1e-3
+    cfg = maddpg.MADDPGConfig(opponent=opponent, num_envs=32, batch_size=256, actor_lr=1e-3, critic_lr=1e-3,
+                              eval_every=0, eval_episodes=50, progress=False)
     return maddpg.train_maddpg("simple_tag_v3", replace(cfg, **overrides), seed=seed, total_steps=total_steps)
