@@ -25,7 +25,7 @@ Quick use (what notebooks 07 and 08 do)::
     result = maddpg.train_maddpg("simple_spread_v3", maddpg.MADDPGConfig(), seed=0,
                                  total_steps=200_000, eval_every=20_000)
     result.curve            # DataFrame: step, eval_return, episode_return, losses, sps, ...
-    result.steps_per_s      # env transitions per second, learning included
+    result.steps_per_s      # env transitions per wall-clock second, learning included
     ev = maddpg.evaluate_on_mpe2(result.policy, episodes=200, seed=0)
     ev.mean, ev.sem         # team return on mpe2's own simple_spread_v3
 
@@ -413,8 +413,8 @@ class MADDPGResult:
     critic: Critic
     config: MADDPGConfig
     seed: int
-    steps_per_s: float  # env transitions per second over the whole run, learning included
-    wall_s: float
+    steps_per_s: float  # env transitions per wall-clock second, acting and learning (evaluations excluded)
+    wall_s: float  # wall-clock seconds of the whole call, evaluations included
 
     @property
     def final_return(self) -> float:
