@@ -1,0 +1,418 @@
+"""Learned communication (CommNet, TarMAC) beside the papers' tables.
+
+    .venv/bin/python bench/communication.py                 # (run by `make bench`)
+    .venv/bin/python bench/communication.py --seeds 1 --sections levers   # a quicker look
+    .venv/bin/python bench/communication.py --jobs 2        # two processes
+
+Writes bench/results/communication.json and the markdown tables
+bench/README_communication.md.  Every finished run is saved at once and a second call
+resumes (``--fresh`` starts over); notebooks/05_communication loads the results file.
+
+* ``levers``: lever pulling (pool 500, 5 agents, 5 levers; CommNet section 4.1) with
+  :func:`course_lib.algos.commnet.train_levers`: CommNet and the independent (NoComm)
+  network, supervised and REINFORCE, ``--seeds`` seeds; the greedy score
+  (#distinct - 1)/(m - 1) on 8192 fresh rounds.  CommNet paper, Table 1.
+* ``tj_easy`` (and ``tj_medium``): traffic junction with REINFORCE and a learned baseline
+  (:func:`course_lib.algos.reinforce.train`, ``reinforce.SETTINGS``): CommNet, TarMAC and
+  NoComm; the failure rate (episodes with a collision) of the greedy policy on 2048
+  episodes at the final arrival probability, beside CommNet's Table 2 and TarMAC's
+  success rates; the reference policies (random, always gas, the scripted heuristic that
+  sees the whole junction) on the same episodes.
+* ``predator_prey`` and ``navigation``: CommNet vs NoComm learning curves (training
+  episodes) and the greedy return and success at the end, with the random and heuristic
+  policies.
+
+Each run records its process CPU seconds and wall seconds (the machine is shared: CPU
+seconds are what a quiet machine would take).  One torch thread per process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results" / "communication.json"
+README = ROOT / "bench" / "README_communication.md"
+SECTIONS = ("levers", "tj_easy", "tj_medium", "predator_prey", "navigation")
+TASK_OF = {"tj_easy": "traffic_junction_easy", "tj_medium": "traffic_junction_medium",
+           "predator_prey": "predator_prey", "navigation": "navigation"}
+LEVER_RUNS = {("CommNet", "supervised"): True, ("CommNet", "reinforce"): True,
+              ("NoComm", "supervised"): False, ("NoComm", "reinforce"): False}
+EVAL_ROUNDS = 8192        # lever rounds per greedy score
+EVAL_EPISODES = 2048      # traffic-junction / predator-prey / navigation episodes per evaluation
+EVAL_SEED = 10_000
+
+
+def _setup() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _timed(fn, *args) -> dict[str, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn(*args)
+    out.update(cpu_s=round(time.process_time() - cpu, 1), wall_s=round(time.perf_counter() - wall, 1),
+               load_avg=os.getloadavg()[0])
+    return out
+
+
+# --------------------------------------------------------------------- levers
+def lever_run(method: str, mode: str, seed: int, updates: int) -> dict[str, Any]:
+    _setup()
+    from course_lib.algos import commnet
+
+    def run():
+        hist, model = commnet.train_levers(mode=mode, comm=LEVER_RUNS[(method, mode)], updates=updates,
+                                           seed=seed, progress=False, log_every=max(updates // 20, 1))
+        score = commnet.lever_score(model, rounds=EVAL_ROUNDS, seed=EVAL_SEED + seed)
+        sampled = commnet.lever_score(model, rounds=EVAL_ROUNDS, seed=EVAL_SEED + seed, greedy=False)
+        return {"score": score, "score_sampled": sampled, "curve": {"update": hist["update"].tolist(),
+                                          "eval_score": hist["eval_score"].round(4).tolist()}}
+
+    return _timed(run)
+
+
+# ------------------------------------------------------------- episodic tasks
+def _model(method: str, env, hidden: int):
+    from course_lib.algos import commnet, tarmac
+
+    if method == "TarMAC":
+        return tarmac.TarMAC(env.obs_dim, env.n_actions, hidden=hidden, rounds=2)
+    return commnet.CommNet(env.obs_dim, env.n_actions, hidden=hidden, comm_steps=2, comm=method == "CommNet")
+
+
+def _evaluate(task: str, model, seed: int) -> dict[str, float]:
+    from course_lib.algos import reinforce
+
+    env = reinforce.make_env(task, 256, seed=EVAL_SEED + seed, final=True)
+    greedy = reinforce.evaluate(env, model, EVAL_EPISODES, greedy=True)
+    sampled = reinforce.evaluate(env, model, EVAL_EPISODES, greedy=False)
+    return {"greedy": greedy, "sampled": sampled}
+
+
+def episodic_run(section: str, method: str, seed: int, updates: int | None) -> dict[str, Any]:
+    _setup()
+    import torch
+
+    from course_lib.algos import reinforce
+
+    task = TASK_OF[section]
+    settings = dict(reinforce.SETTINGS[task])
+    hidden = settings.pop("hidden")
+    num_envs = settings.pop("num_envs")
+    if updates is not None:
+        settings["updates"] = updates
+
+    def run():
+        torch.manual_seed(seed)
+        env = reinforce.make_env(task, num_envs, seed=seed)
+        model = _model(method, env, hidden)
+        hist = reinforce.train(env, model, progress=False, seed=seed, **settings)
+        keep = [c for c in ("update", "episodes", "episode_return", "failure", "success", "cars_completed",
+                            "prey_caught", "final_mean_dist", "arrival_prob", "entropy", "sps_cpu")
+                if c in hist.columns]
+        curve = {c: hist[c].round(4).tolist() for c in keep}
+        return {"final": _evaluate(task, model, seed), "curve": curve,
+                "settings": {**settings, "hidden": hidden, "num_envs": num_envs}}
+
+    return _timed(run)
+
+
+def reference_policies(section: str) -> dict[str, Any]:
+    """Random, always-gas / no-op and the scripted heuristic on the evaluation episodes."""
+    from course_lib.algos import reinforce
+    from course_lib.envs.policies import evaluate_policy, make_policy
+
+    task = TASK_OF[section]
+    out = {}
+    kinds = ["random", "heuristic", "noop"] + (["gas"] if section.startswith("tj") else [])
+    for kind in kinds:
+        env = reinforce.make_env(task, 256, seed=EVAL_SEED, final=True)
+        if kind == "gas":
+            policy = lambda obs, env=env: np.ones((env.num_envs, env.num_agents), dtype=np.int64)  # noqa: E731
+        else:
+            policy = make_policy(kind, env, seed=0)
+        stats = evaluate_policy(env, policy, num_episodes=EVAL_EPISODES, seed=EVAL_SEED)
+        out[kind] = {k: float(v) for k, v in stats.items()}
+    return out
+
+
+# ------------------------------------------------------------------- summary
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size),
+            "values": [float(v) for v in a]}
+
+
+def summarise(runs: dict[str, Any], seeds: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    lev = {}
+    for (method, mode) in LEVER_RUNS:
+        done = [runs[k] for s in range(seeds) if (k := f"levers/{method}/{mode}/{s}") in runs]
+        if done:
+            lev[f"{method}/{mode}"] = _mean_sd([r["score"] for r in done])
+        sampled = [r["score_sampled"] for r in done if "score_sampled" in r]
+        if sampled:
+            lev[f"{method}/{mode}/sampled"] = _mean_sd(sampled)
+    if lev:
+        out["levers"] = lev
+    for section in SECTIONS[1:]:
+        methods = ("CommNet", "TarMAC", "NoComm") if section.startswith("tj") else ("CommNet", "NoComm")
+        sec = {}
+        for method in methods:
+            finals = [runs[k]["final"] for s in range(seeds) if (k := f"{section}/{method}/{s}") in runs]
+            if not finals:
+                continue
+            sec[method] = {f"{mode}_{metric}": _mean_sd([f[mode][metric] for f in finals])
+                           for mode in ("greedy", "sampled") for metric in finals[0][mode]}
+        if sec:
+            out[section] = sec
+    return out
+
+
+def _pct(x: dict) -> str:
+    return f"{100 * x['mean']:.1f} ± {100 * x['sd']:.1f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s, paper, n = result["summary"], result["paper"], result["settings"]["seeds"]
+    lines = [f"Learned communication, {n} seeds per row (`bench/communication.py`, results in "
+             "`bench/results/communication.json`); mean ± standard deviation over seeds.", ""]
+    if "levers" in s:
+        lev = s["levers"]
+        lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score "
+                  "(#distinct − 1)/(m − 1) on 8,192 fresh rounds of greedy (argmax) pulls and of pulls sampled "
+                  f"from the policy; uniform random pulling scores 0.590; {result['settings']['lever_updates']} "
+                  "updates of 512 rounds, hidden 128, K = 2.", "",
+                  "| model | paper, supervised | ours, supervised: greedy / sampled | paper, REINFORCE | "
+                  "ours, REINFORCE: greedy / sampled |",
+                  "|---|---:|---:|---:|---:|"]
+
+        def cell(key):
+            g, smp = lev.get(key), lev.get(key + "/sampled")
+            if not g:
+                return "–"
+            return f"{g['mean']:.3f} ± {g['sd']:.3f} / " + (f"{smp['mean']:.3f} ± {smp['sd']:.3f}" if smp else "–")
+
+        for method, label in (("NoComm", "independent"), ("CommNet", "CommNet")):
+            cells = []
+            for mode, pmode in (("supervised", "supervised"), ("reinforce", "REINFORCE")):
+                cells += [f"{paper['levers'][f'{label}, {pmode}']:.2f}", cell(f"{method}/{mode}")]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    for section, title, pkey in (("tj_easy", "Traffic junction, easy", "tj_easy"),
+                                 ("tj_medium", "Traffic junction, medium", "tj_medium")):
+        if section not in s:
+            continue
+        sec, refs = s[section], result["references"].get(section, {})
+        p = paper[pkey]
+        lines += [f"**{title}** ({result['settings'][section]['describe']}): failure rate = share of "
+                  "episodes with a collision, greedy policy, 2,048 episodes at the final arrival probability; "
+                  "success = 100 − failure. Paper columns: CommNet paper Table 2 (MLP modules, failure %) and "
+                  "TarMAC paper (success %).", "",
+                  "| model | paper: failure % (CommNet) | paper: success % (TarMAC) | ours: failure % | "
+                  "ours: cars through per episode | ours: failure %, sampled actions |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for method in ("NoComm", "CommNet", "TarMAC"):
+            if method not in sec:
+                continue
+            r = sec[method]
+            lines.append(f"| {method} | {p['failure_commnet_paper'].get(method, '–')} | "
+                         f"{p['success_tarmac_paper'].get(method, '–')} | {_pct(r['greedy_failure'])} | "
+                         f"{r['greedy_cars_completed']['mean']:.1f} | {_pct(r['sampled_failure'])} |")
+        for kind, label in (("random", "random policy"), ("gas", "always gas"), ("noop", "always brake"),
+                            ("heuristic", "scripted heuristic (sees the whole junction)")):
+            if kind in refs:
+                lines.append(f"| {label} | – | – | {100 * refs[kind]['failure']:.1f} | "
+                             f"{refs[kind]['cars_completed']:.1f} | – |")
+        lines.append("")
+    for section, title, metric in (("predator_prey", "Predator-prey", "success"),
+                                   ("navigation", "Cooperative navigation", "success")):
+        if section not in s:
+            continue
+        sec, refs = s[section], result["references"].get(section, {})
+        lines += [f"**{title}** ({result['settings'][section]['describe']}): return per agent and success "
+                  "rate of the greedy policy at the end of training, 2,048 episodes (learning curves in the "
+                  "JSON and in notebooks/05_communication).", "",
+                  "| model | return per agent | success % |", "|---|---:|---:|"]
+        for method in ("NoComm", "CommNet"):
+            if method in sec:
+                r = sec[method]
+                lines.append(f"| {method} | {r['greedy_episode_return']['mean']:.2f} ± "
+                             f"{r['greedy_episode_return']['sd']:.2f} | {_pct(r['greedy_success'])} |")
+        for kind, label in (("random", "random policy"), ("noop", "no-op"),
+                            ("heuristic", "scripted heuristic (sees everything)")):
+            if kind in refs:
+                lines.append(f"| {label} | {refs[kind]['episode_return_mean']:.2f} | "
+                             f"{100 * refs[kind]['success']:.1f} |")
+        lines.append("")
+    t = result["timing"]
+    lines.append(f"Measured with {t['jobs']} process(es) on {result['machine']['processor']} "
+                 f"({result['machine']['cpus']} cores shared with other work, 1-min load average "
+                 f"{t['load_avg_start']:.1f} at the start): {t['cpu_s'] / 60:.0f} CPU minutes in all, "
+                 f"{t['wall_s'] / 60:.0f} minutes of wall time.")
+    return "\n".join(lines) + "\n"
+
+
+PAPER = {
+    "levers": {"independent, supervised": 0.59, "independent, REINFORCE": 0.59,
+               "CommNet, supervised": 0.99, "CommNet, REINFORCE": 0.94,
+               "source": "Sukhbaatar et al. 2016 (CommNet), Table 1"},
+    "tj_easy": {"failure_commnet_paper": {"NoComm": 15.8, "CommNet": 0.3},
+                "success_tarmac_paper": {"NoComm": 84.9, "TarMAC": 99.9},
+                "source": "CommNet paper Table 2 (MLP modules; also discrete comm. 1.1%); TarMAC paper "
+                          "(Das et al. 2019), traffic junction easy"},
+    "tj_medium": {"failure_commnet_paper": {"NoComm": 20.6, "CommNet": 2.2},
+                  "success_tarmac_paper": {},
+                  "source": "CommNet paper Table 2 (MLP modules; also fully connected 12.5%, discrete 15.8%)"},
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per model and task")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
+    ap.add_argument("--lever-updates", type=int, default=2500, help="gradient steps per lever run")
+    ap.add_argument("--updates", type=int, default=None,
+                    help="override the gradient steps of every episodic run (default: reinforce.SETTINGS)")
+    ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    ap.add_argument("--fresh", action="store_true", help="forget saved runs and start over")
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--table", default=str(README))
+    args = ap.parse_args(argv)
+    _setup()
+    import torch
+
+    from course_lib.algos import reinforce
+
+    sections = [s for s in args.sections.split(",") if s]
+    bad = sorted(set(sections) - set(SECTIONS))
+    if bad:
+        ap.error(f"unknown sections {bad}; choose from {SECTIONS}")
+    out_path = Path(args.out)
+    saved = {} if args.fresh or not out_path.exists() else json.loads(out_path.read_text())
+    runs: dict[str, Any] = dict(saved.get("runs", {}))
+    references: dict[str, Any] = dict(saved.get("references", {}))
+    timing = saved.get("timing", {"cpu_s": 0.0, "wall_s": 0.0})
+    start_wall = time.perf_counter()
+    load_start = os.getloadavg()[0]
+
+    jobs = {}
+    for section in sections:
+        if section == "levers":
+            for method, mode in LEVER_RUNS:
+                for seed in range(args.seeds):
+                    jobs[f"levers/{method}/{mode}/{seed}"] = (lever_run, method, mode, seed, args.lever_updates)
+            continue
+        methods = ("CommNet", "TarMAC", "NoComm") if section.startswith("tj") else ("CommNet", "NoComm")
+        for method in methods:
+            for seed in range(args.seeds):
+                jobs[f"{section}/{method}/{seed}"] = (episodic_run, section, method, seed, args.updates)
+    todo = {k: v for k, v in jobs.items() if k not in runs}
+    print(f"{len(jobs)} runs, {len(jobs) - len(todo)} saved, {len(todo)} to do", flush=True)
+
+    def save():
+        result = build(runs, references, args, timing, load_start, reinforce, torch)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(result, indent=1) + "\n")
+        return result
+
+    for section in sections:
+        if section != "levers" and section not in references:
+            references[section] = reference_policies(section)
+            print(f"{section} references: " + ", ".join(
+                f"{k} failure {v.get('failure', float('nan')):.3f} success {v.get('success', float('nan')):.3f}"
+                for k, v in references[section].items()), flush=True)
+    with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
+        futures = {pool.submit(fn, *fargs): key for key, (fn, *fargs) in todo.items()}
+        for future in as_completed(futures):
+            key = futures[future]
+            runs[key] = future.result()
+            timing["cpu_s"] += runs[key]["cpu_s"]
+            r = runs[key]
+            brief = r.get("score", None)
+            if brief is None:
+                g = r["final"]["greedy"]
+                brief = {k: round(g[k], 3) for k in ("failure", "cars_completed", "success", "episode_return")
+                         if k in g}
+            print(f"{key}: {brief} ({r['cpu_s']:.0f} CPU s, {r['wall_s']:.0f} s wall)", flush=True)
+            save()
+    timing["wall_s"] = timing.get("wall_s", 0.0) + time.perf_counter() - start_wall
+    result = save()
+    Path(args.table).write_text(markdown(result))
+    print(markdown(result))
+    print(f"wrote {out_path} and {args.table}")
+    return result
+
+
+def build(runs, references, args, timing, load_start, reinforce, torch) -> dict[str, Any]:
+    summary = summarise(runs, args.seeds)
+    result: dict[str, Any] = {"benchmark": "communication"}
+    lev, easy = summary.get("levers", {}), summary.get("tj_easy", {})
+
+    def mean(d, key, metric=None, scale=1.0):
+        if key not in d:
+            return None
+        x = d[key] if metric is None else d[key][metric]
+        return round(scale * x["mean"], 4)
+
+    # an independent agent's best policy is a random pull, so it is scored on sampled pulls
+    independent = [v for k in ("NoComm/supervised/sampled", "NoComm/reinforce/sampled") if k in lev
+                   for v in lev[k]["values"]]
+    independent_greedy = [v for k in ("NoComm/supervised", "NoComm/reinforce") if k in lev
+                          for v in lev[k]["values"]]
+    result.update({
+        "lever_commnet_supervised": mean(lev, "CommNet/supervised"),
+        "lever_commnet_reinforce": mean(lev, "CommNet/reinforce"),
+        "lever_independent": round(float(np.mean(independent)), 4) if independent else None,
+        "lever_independent_greedy": round(float(np.mean(independent_greedy)), 4) if independent_greedy else None,
+        "lever_independent_supervised": mean(lev, "NoComm/supervised/sampled"),
+        "lever_independent_reinforce": mean(lev, "NoComm/reinforce/sampled"),
+        "tj_easy_failure_commnet": mean(easy, "CommNet", "greedy_failure", 100),
+        "tj_easy_failure_nocomm": mean(easy, "NoComm", "greedy_failure", 100),
+        "tj_easy_failure_tarmac": mean(easy, "TarMAC", "greedy_failure", 100),
+        "tj_easy_failure_commnet_sampled": mean(easy, "CommNet", "sampled_failure", 100),
+        "tj_easy_failure_nocomm_sampled": mean(easy, "NoComm", "sampled_failure", 100),
+        "tj_easy_failure_tarmac_sampled": mean(easy, "TarMAC", "sampled_failure", 100),
+        "units": {"lever_commnet_*": "(#distinct - 1)/(m - 1) of greedy pulls, mean over seeds",
+                  "lever_independent*": "(#distinct - 1)/(m - 1) of pulls sampled from the policy (an "
+                                        "independent agent's best policy is random), mean over seeds and, for "
+                                        "lever_independent, over both training modes; *_greedy: argmax pulls",
+                  "tj_*_failure_*": "percent of episodes with a collision at the final arrival probability, "
+                                    "greedy policy (*_sampled: actions sampled from the policy), mean over seeds"},
+        "n_seeds": args.seeds,
+        "paper": PAPER,
+        "summary": summary,
+        "references": references,
+        "settings": {
+            "seeds": args.seeds, "lever_updates": args.lever_updates, "updates_override": args.updates,
+            "eval_rounds": EVAL_ROUNDS, "eval_episodes": EVAL_EPISODES,
+            **{section: {**reinforce.SETTINGS[task], "describe": reinforce.describe(task)
+                         + (f" (this run: {args.updates} updates)" if args.updates else "")}
+               for section, task in TASK_OF.items()},
+        },
+        "runs": runs,
+        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__},
+        "timing": {**timing, "jobs": args.jobs, "load_avg_start": load_start,
+                   "note": "cpu_s: process CPU seconds summed over runs; wall_s: wall time of the calls"},
+    })
+    return result
+
+
+if __name__ == "__main__":
+    main()
