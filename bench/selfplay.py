@@ -70,10 +70,10 @@ def code_versions() -> dict[str, str]:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", *files], cwd=ROOT, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+                               text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         head, dirty = "unknown", ""
-    return {"commit": head, "uncommitted": [line[3:] for line in dirty.splitlines()], "sha256": out}
+    return {"commit": head, "uncommitted": [line[3:] for line in dirty.splitlines() if line.strip()], "sha256": out}
 
 
 def fictitious_play(iterations: int) -> dict[str, Any]:
