@@ -16,8 +16,10 @@ Taught in notebooks/07_method_i (students write :func:`distillation_loss` and
 5. :func:`train` -- independent PPO (:func:`course_lib.algos.ppo.train`, one encoder,
    policy head and value head per agent) with the alignment; ``distill_weight=0`` is
    plain IPPO with the same networks;
-6. :func:`latent_geometry` -- pairwise latent distances between agents and the spread
-   of each agent's latents (the collapse diagnostic).
+6. :func:`latent_geometry` -- pairwise latent distances between agents (alignment) and
+   between observations under one encoder, and the latents' effective dimension (the
+   collapse diagnostics), logged as ``latent/distance``, ``latent/spread`` and
+   ``latent/effective_dim``.
 
 Nothing is communicated at execution time: each agent acts on ``f_i(o_i)`` alone; the
 alignment only shapes the encoders during training.
