@@ -11,6 +11,8 @@ LeverPulling               VecLeverPulling                   05_communication
 TrafficJunction            VecTrafficJunction                05_communication
 PredatorPrey               VecPredatorPrey                   05_communication
 CooperativeNavigation      VecCooperativeNavigation          05_communication
+CueCorridor                VecCueCorridor                    06_advanced (memory)
+SparseGoalGrid             VecSparseGoalGrid                 06_advanced (exploration)
 (mpe2 parallel envs)       SimpleSpreadVec, SimpleTagVec     04_maddpg (``envs.mpe``)
 =========================  ================================  ==========================
 
@@ -42,6 +44,7 @@ from .matrix_games import (
     qtran_game,
     two_step_payoffs,
 )
+from .memory import CueCorridor, SparseGoalGrid, VecCueCorridor, VecSparseGoalGrid
 from .navigation import CooperativeNavigation, VecCooperativeNavigation
 from .predator_prey import PredatorPrey, VecPredatorPrey
 from .traffic_junction import TJ_VERSIONS, TrafficJunction, VecTrafficJunction
@@ -67,6 +70,10 @@ __all__ = [
     "VecPredatorPrey",
     "CooperativeNavigation",
     "VecCooperativeNavigation",
+    "CueCorridor",
+    "VecCueCorridor",
+    "SparseGoalGrid",
+    "VecSparseGoalGrid",
     "registry",
     "SimpleSpreadVec",
     "SimpleTagVec",
@@ -113,6 +120,8 @@ def _registry() -> dict[str, tuple[Callable, Callable]]:
         reg[f"traffic_junction_{version}"] = _pair(TrafficJunction, VecTrafficJunction, version=version)
     reg["predator_prey"] = _pair(PredatorPrey, VecPredatorPrey)
     reg["navigation"] = _pair(CooperativeNavigation, VecCooperativeNavigation)
+    reg["cue_corridor"] = _pair(CueCorridor, VecCueCorridor)
+    reg["sparse_goal_grid"] = _pair(SparseGoalGrid, VecSparseGoalGrid)
     return reg
 
 
@@ -124,6 +133,6 @@ def registry() -> dict[str, tuple[Callable, Callable]]:
     ``matrix_<game>`` for every game of ``course_lib.games.catalogue()`` and
     ``matrix_qtran``, ``two_step``, ``gridworld`` (+ ``_partial``, ``_sparse``),
     ``levers``, ``traffic_junction_{easy,medium,hard}``, ``predator_prey``,
-    ``navigation``.  The MPE entries come from ``course_lib.envs.mpe.mpe_registry()``.
+    ``navigation``, ``cue_corridor``, ``sparse_goal_grid``.  The MPE entries come from ``course_lib.envs.mpe.mpe_registry()``.
     """
     return dict(_registry())

@@ -1,0 +1,12 @@
+"""Building blocks of notebooks/06_advanced, one module per idea:
+
+* :mod:`.attention` -- multi-head attention with gated integration (TarMAC extended; TODO 1);
+* :mod:`.gat` -- a graph attention layer matching ``torch_geometric``'s ``GATConv`` (TODO 2);
+* :mod:`.scaling` -- GNN communication against all-to-all attention for 3 to 30 agents;
+* :mod:`.drqn` -- a recurrent Q-network trained on whole sequences (TODO 3);
+* :mod:`.curiosity` -- ICM (TODO 4) and RND bonuses on a sparse-reward grid;
+* :mod:`.experiments` -- the notebook's measured runs and its comparison table, shared with
+  ``bench/advanced.py``.
+
+Each TODO function has the same name and signature here as in the notebook.
+"""
