@@ -69,7 +69,10 @@ PARTS = ("baselines", "ppo", "continuous", "topology", "maddpg", "fixes", "throu
 FIXES = {"two optimizers": ("discrete", {"separate_optimizer": True}),
          "two optimizers, lambda 1.0": ("discrete", {"separate_optimizer": True, "distill_weight": 1.0}),
          "lambda 1.0": ("discrete", {"distill_weight": 1.0}),
-         "unclamped log-std": ("continuous", {"log_std_bounds": None})}
+         "unclamped log-std": ("continuous", {"log_std_bounds": None}),
+         # a 5x entropy bonus makes the drift reach the clamp within the run
+         "entropy bonus 0.05": ("continuous", {"ent_coef": 0.05}),
+         "unclamped log-std, entropy bonus 0.05": ("continuous", {"ent_coef": 0.05, "log_std_bounds": None})}
 
 
 def _setup() -> None:
@@ -204,8 +207,10 @@ def throughput(ppo_steps: int, maddpg_steps: int) -> dict[str, Any]:
     maddpg.train_maddpg("simple_spread_v3", cfg, seed=0, total_steps=maddpg_steps, eval_every=0)
     md_cpu, md_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {"how": "one process, one torch thread, Method I (discrete, default Config, 256 environments) then "
-                   "MADDPG (discrete, default MADDPGConfig, learning included); environment steps divided by "
-                   "the process's CPU seconds (what one quiet core gives) and by wall seconds",
+                   f"MADDPG (discrete, default MADDPGConfig, learning included, its first "
+                   f"{cfg.learning_starts:,} of {maddpg_steps:,} transitions uniform random without learning); "
+                   "environment steps divided by the process's CPU seconds (what one quiet core gives) and by "
+                   "wall seconds",
             "method_i_steps": ppo_steps, "maddpg_steps": maddpg_steps,
             "method_i_cpu_s": ppo_cpu, "method_i_wall_s": ppo_wall, "maddpg_cpu_s": md_cpu, "maddpg_wall_s": md_wall,
             "method_i_steps_per_s_cpu": ppo_steps / ppo_cpu, "method_i_steps_per_s_wall": ppo_steps / ppo_wall,
@@ -364,8 +369,9 @@ def write_readme(data: dict[str, Any], args) -> None:
 
     prov, b = data["provenance"], data.get("baselines", {})
     short, long = _label(args.short_steps), _label(args.steps)
+    calls = "; ".join(f"`{h['command'].strip()}` at commit {h['commit']}" for h in prov.get("invocations", [prov]))
     lines = ["### Method I (latent-aligned IPPO) vs IPPO vs MADDPG (notebook 07)", "",
-             f"`bench/method_i.py` (`{prov['command']}`, commit {prov['commit']}, {prov['date']}; "
+             f"`bench/method_i.py` ({calls}; last {prov['date']}; "
              f"{data['machine']['cpus']} shared CPUs, {data['elapsed_s'] / 3600:.1f} h with {args.jobs} jobs; "
              f"results in `bench/results/method_i.json`). simple_spread_v3, team return summed over the 3 agents "
              f"and 25 steps of the deterministic policy on {args.eval_episodes} of mpe2's episodes "
@@ -439,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma list of parts: {','.join(PARTS)}")
     ap.add_argument("--fresh", action="store_true")
+    ap.add_argument("--redo", default="", help="comma list of saved parts to measure again: baselines,throughput")
     ap.add_argument("--out", default=None, help="write the json and markdown here instead of bench/ (trial runs)")
     args = ap.parse_args(argv)
     global RESULTS, README
@@ -450,9 +457,15 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() and not args.fresh else {}
     data.setdefault("runs", {})
+    for part in filter(None, args.redo.split(",")):
+        if part not in ("baselines", "throughput"):
+            ap.error(f"--redo takes baselines and/or throughput, got {part!r}")
+        data.pop(part, None)
     start, previous = time.perf_counter(), float(data.get("elapsed_s", 0.0))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
+    command = "python bench/method_i.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
     def save():
         import torch
@@ -463,9 +476,10 @@ def main(argv: list[str] | None = None) -> None:
         data["machine"] = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                            "platform": platform.platform(), "python": platform.python_version(),
                            "torch": torch.__version__}
-        data["provenance"] = {"command": "python bench/method_i.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                              "commit": commit, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "loadavg_end": list(os.getloadavg())}
+        this = {"command": command, "commit": commit, "started": started,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_end": list(os.getloadavg())}
+        history = [h for h in data.get("provenance", {}).get("invocations", []) if h.get("started") != started]
+        data["provenance"] = {**this, "invocations": history + [this]}  # every call that added to this file
         data["elapsed_s"] = previous + time.perf_counter() - start
         summarise(data, args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -478,7 +492,7 @@ def main(argv: list[str] | None = None) -> None:
         save()
     if "throughput" in parts and "throughput" not in data:
         print("throughput ...", flush=True)
-        data["throughput"] = throughput(200_000, 30_000)
+        data["throughput"] = throughput(200_000, 100_000)
         save()
 
     tasks = []  # in order of importance: what the targets and the comparison need comes first
