@@ -404,6 +404,17 @@ def write_readme(data: dict[str, Any], args) -> None:
                 cells.append("—" if e is None else f"{f(e)} [{st / 1000:.0f}k steps]")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
+    if data.get("fixes"):
+        lines += [f"**The original project's three bugs** (Method I, {long} steps; return on mpe2, and at the end "
+                  "of training the distance between agents' latents of the same observation, between "
+                  "observations under one encoder, and the largest log-std)", "",
+                  "| variant | actions | team return | between agents | between observations | largest log-std |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for name, e in data["fixes"].items():
+            lines.append(f"| {name} | {e['actions']} | {f(e['return'])} | {e.get('latent/distance', float('nan')):.2f} | "
+                         f"{e.get('latent/spread', float('nan')):.2f} | "
+                         + (f"{e['log_std_max']:.2f}" if e.get("log_std_max") is not None else "—") + " |")
+        lines.append("")
     if data.get("topology"):
         lines += [f"**Topology ablation** (Method I, discrete, {long} steps): " + "; ".join(
             f"{t} {f(e)}" for t, e in data["topology"].items()) + ".", ""]
@@ -479,7 +490,8 @@ def main(argv: list[str] | None = None) -> None:
         this = {"command": command, "commit": commit, "started": started,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_end": list(os.getloadavg())}
         history = [h for h in data.get("provenance", {}).get("invocations", []) if h.get("started") != started]
-        data["provenance"] = {**this, "invocations": history + [this]}  # every call that added to this file
+        if parts:  # every call that added to this file (`--only ""` just rewrites the summary and tables)
+            data["provenance"] = {**this, "invocations": history + [this]}
         data["elapsed_s"] = previous + time.perf_counter() - start
         summarise(data, args)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
