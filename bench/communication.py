@@ -260,10 +260,11 @@ def markdown(result: dict[str, Any]) -> str:
                              f"{100 * refs[kind]['success']:.1f} |")
         lines.append("")
     t = result["timing"]
-    lines.append(f"Measured with {t['jobs']} process(es) on {result['machine']['processor']} "
-                 f"({result['machine']['cpus']} cores shared with other work, 1-min load average "
-                 f"{t['load_avg_start']:.1f} at the start): {t['cpu_s'] / 60:.0f} CPU minutes in all, "
-                 f"{t['wall_s'] / 60:.0f} minutes of wall time.")
+    lines.append(f"Measured on {result['machine']['processor']} ({result['machine']['cpus']} cores shared with other "
+                 f"work; 1-min load average {t['load_avg_min']:.1f} to {t['load_avg_max']:.1f} as the runs ended), "
+                 f"one torch thread per run, up to {t['jobs']} runs at a time: {t['cpu_s'] / 60:.0f} CPU minutes "
+                 f"and {t['run_wall_s'] / 60:.0f} minutes of wall time, summed over the runs (CPU time is what a "
+                 "quiet machine would take).")
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +307,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     saved = {} if args.fresh or not out_path.exists() else json.loads(out_path.read_text())
     runs: dict[str, Any] = dict(saved.get("runs", {}))
     references: dict[str, Any] = dict(saved.get("references", {}))
-    timing = saved.get("timing", {"cpu_s": 0.0, "wall_s": 0.0})
-    start_wall = time.perf_counter()
+    # the saved runs may have run more at a time than this call
+    at_a_time = max(args.jobs, int(saved.get("timing", {}).get("jobs", 1)))
     load_start = os.getloadavg()[0]
 
     jobs = {}
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} saved, {len(todo)} to do", flush=True)
 
     def save():
-        result = build(runs, references, args, timing, load_start, reinforce, torch)
+        result = build(runs, references, args, at_a_time, load_start, reinforce, torch)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")
         return result
@@ -341,7 +342,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for future in as_completed(futures):
             key = futures[future]
             runs[key] = future.result()
-            timing["cpu_s"] += runs[key]["cpu_s"]
             r = runs[key]
             brief = r.get("score", None)
             if brief is None:
@@ -350,7 +350,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          if k in g}
             print(f"{key}: {brief} ({r['cpu_s']:.0f} CPU s, {r['wall_s']:.0f} s wall)", flush=True)
             save()
-    timing["wall_s"] = timing.get("wall_s", 0.0) + time.perf_counter() - start_wall
     result = save()
     Path(args.table).write_text(markdown(result))
     print(markdown(result))
@@ -358,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def build(runs, references, args, timing, load_start, reinforce, torch) -> dict[str, Any]:
+def build(runs, references, args, at_a_time, load_start, reinforce, torch) -> dict[str, Any]:
     summary = summarise(runs, args.seeds)
     result: dict[str, Any] = {"benchmark": "communication"}
     lev, easy = summary.get("levers", {}), summary.get("tj_easy", {})
@@ -408,8 +407,13 @@ def build(runs, references, args, timing, load_start, reinforce, torch) -> dict[
         "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                     "platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__},
-        "timing": {**timing, "jobs": args.jobs, "load_avg_start": load_start,
-                   "note": "cpu_s: process CPU seconds summed over runs; wall_s: wall time of the calls"},
+        "timing": {"cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 1),
+                   "run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
+                   "load_avg_min": min((r["load_avg"] for r in runs.values()), default=load_start),
+                   "load_avg_max": max((r["load_avg"] for r in runs.values()), default=load_start),
+                   "jobs": at_a_time, "load_avg_start_of_last_call": load_start,
+                   "note": "cpu_s / run_wall_s: process CPU and wall seconds summed over the runs; load_avg: "
+                           "1-min load average when each run ended"},
     })
     return result
 

@@ -280,7 +280,7 @@ def train(env, model: nn.Module, config: Config | None = None, *, progress: bool
 SETTINGS: dict[str, dict[str, Any]] = {
     "traffic_junction_easy": dict(num_envs=32, hidden=64, updates=2000, lr=1e-3, entropy_coef=0.1,
                                   entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5, log_every=25),
-    "traffic_junction_medium": dict(num_envs=32, hidden=64, updates=2000, lr=1e-3, entropy_coef=0.1,
+    "traffic_junction_medium": dict(num_envs=32, hidden=64, updates=1000, lr=1e-3, entropy_coef=0.1,
                                     entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5, log_every=25),
     "predator_prey": dict(num_envs=32, hidden=64, updates=600, lr=1e-3, entropy_coef=0.05, entropy_end=0.0,
                           reward_scale=0.1, log_every=10),
