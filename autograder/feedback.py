@@ -25,6 +25,7 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder import nbgrader_api  # noqa: F401 - kept gradebook engines and schema validators
 from autograder.layout import REPO_ROOT
 from autograder.nbgrader_config import course_config
 from autograder.preprocessors import HideTestTracebacks

@@ -145,7 +145,12 @@ class ClassRun:
         self.demos = {nb_id: execution.demo_cells(nb_id) for nb_id in nb_ids}
         self.gradebook = threading.Lock()
         self.servers = execution.sessions(workspace, settings, nb_ids)
-        self.feedback = FeedbackPool(workspace, workers)
+        self.servers.prestart(workers)
+        try:
+            self.feedback = FeedbackPool(workspace, workers)
+        except BaseException:
+            self.servers.close()
+            raise
 
     def close(self) -> None:
         try:
@@ -213,6 +218,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
 
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
+        workers = max(1, min(workers, len(jobs)))  # a sandbox and a renderer per worker: no idle ones
         run_state = ClassRun(workspace, settings, wanted, workers)
         with closing(run_state), ThreadPoolExecutor(max_workers=workers) as threads:
             futures = {threads.submit(run_state.grade, *job): job for job in jobs}

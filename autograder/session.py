@@ -9,6 +9,7 @@ floods its output is killed, and the next submission gets a fresh one.
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -157,7 +158,11 @@ class Session:
 
 
 class SessionPool:
-    """One live session per grading thread, started on first use and after a breakage."""
+    """One live session per grading thread, started on first use and after a breakage.
+
+    ``prestart(n)`` starts the first n sessions at once in the background, so their
+    imports overlap each other and the rest of the run's start-up.
+    """
 
     def __init__(self, workspace: Path, hide: list[Path], limits: sandbox.Limits, env: dict,
                  preload: list[str], sandboxed: bool = True):
@@ -166,22 +171,47 @@ class SessionPool:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sessions: list[Session] = []
+        self._starting: list[concurrent.futures.Future] = []
+
+    def _new(self) -> Session:
+        with self._lock:
+            slot = len(self._sessions)
+            current = Session(self.workspace / "scratch" / f"slot-{slot}", self.hide, self.limits, self.env,
+                              self.preload, self.sandboxed)
+            self._sessions.append(current)
+        current.start()
+        return current
+
+    def prestart(self, n: int) -> None:
+        for _ in range(n):
+            future: concurrent.futures.Future = concurrent.futures.Future()
+            self._starting.append(future)
+            threading.Thread(target=self._start_into, args=(future,), daemon=True).start()
+
+    def _start_into(self, future: concurrent.futures.Future) -> None:
+        try:
+            future.set_result(self._new())
+        except BaseException as exc:  # noqa: BLE001 - handed to the thread that takes this session
+            future.set_exception(exc)
 
     def get(self) -> Session:
         current = getattr(self._local, "session", None)
         if current is not None and current.alive:
             return current
         with self._lock:
-            slot = len(self._sessions)
-        current = Session(self.workspace / "scratch" / f"slot-{slot}", self.hide, self.limits, self.env,
-                          self.preload, self.sandboxed)
-        with self._lock:
-            self._sessions.append(current)
-        current.start()
+            starting = self._starting.pop() if self._starting else None
+        try:
+            current = starting.result() if starting is not None else self._new()
+        except RuntimeError:
+            if starting is None:
+                raise
+            current = self._new()  # the prestarted one failed: one more try, as on first use
         self._local.session = current
         return current
 
     def close(self) -> None:
+        for future in self._starting:  # prestarted and never taken: let them finish starting, then close
+            future.exception()
         with self._lock:
             sessions, self._sessions = self._sessions, []
         for current in sessions:
