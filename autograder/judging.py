@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,9 @@ from course_lib import judge
 CHECK_CALL = re.compile(r"judge\.check\(\s*['\"]([A-Za-z_][\w]*\.[A-Za-z_]\w*)['\"]")
 SECRET_FILE = "judge_secret"  # in the workspace, which the sandbox hides
 ERROR_NAME = "JudgedWrong"
+# Judge cases seed torch's global generator to build their networks; two grading
+# threads judging at once would draw from it in turn and get each other's weights.
+VERDICTS_ONE_AT_A_TIME = threading.Lock()
 
 
 def ensure_secret(workspace: Path) -> None:
@@ -74,7 +78,8 @@ def _problem(key: str, records: list, seed: int) -> tuple[str | None, bool]:
     if len(mine) > 1:
         return f"{key}: recorded {len(mine)} times; a check records once", True
     try:
-        wrong = judge.verdict(key, seed, mine[0].get("outputs"))
+        with VERDICTS_ONE_AT_A_TIME:
+            wrong = judge.verdict(key, seed, mine[0].get("outputs"))
     except Exception as exc:  # noqa: BLE001 - malformed records from an untrusted kernel
         return f"{key}: the recorded values could not be judged ({exc.__class__.__name__})", True
     return (f"{key}: {wrong}" if wrong else None), False

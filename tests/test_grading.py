@@ -241,3 +241,20 @@ def test_course_demo_prints_the_grade_table(tmp_path):
     for student in ("ada_perfect", "ben_partial", "cy_blank", "dee_broken"):
         assert student in run.stdout
     assert (tmp_path / "demo" / "grades.csv").exists()
+
+
+def test_grading_threads_judging_at_once_agree_with_one_thread():
+    """Judge cases seed torch's global generator: verdicts in parallel threads must not mix."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from autograder import judging
+    from course_lib import judge
+
+    jobs = []
+    for key in ("nb04.soft_update", "nb04.actor_loss", "nb04.critic_td_target"):
+        case = judge.lookup(key)
+        for seed in range(4):
+            jobs.append((key, seed, {"key": key, "outputs": case.outputs(case.reference, seed)}))
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        problems = list(threads.map(lambda job: judging._problem(job[0], [job[2]], job[1])[0], jobs * 3))
+    assert problems == [None] * len(problems)
