@@ -388,15 +388,9 @@ class MADDPGPolicy:
 
     def __call__(self, obs: Any) -> Any:
         if isinstance(obs, dict):  # mpe2 parallel env: {agent: obs} -> {agent: action}
-            batch = np.zeros((1, len(self.agent_names), max(self.obs_sizes)), dtype=np.float32)
-            for i, name in enumerate(self.agent_names):
-                if name in obs:
-                    o = np.asarray(obs[name], dtype=np.float32)
-                    batch[0, i, :o.shape[0]] = o
-            acts = self.act(batch)[0]
-            if self.continuous:
-                return {n: acts[i].astype(np.float32) for i, n in enumerate(self.agent_names) if n in obs}
-            return {n: int(acts[i]) for i, n in enumerate(self.agent_names) if n in obs}
+            from course_lib.envs.mpe_policies import act_on_agent_dict
+
+            return act_on_agent_dict(self.act, self.agent_names, obs, max(self.obs_sizes), self.continuous)
         return self.act(obs)
 
     def __repr__(self) -> str:

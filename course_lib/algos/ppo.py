@@ -508,16 +508,10 @@ class TeamPolicy:
         return out
 
     def __call__(self, obs: Any) -> Any:
-        if isinstance(obs, dict):
-            batch = np.zeros((1, len(self.names), self.obs_dim), dtype=np.float32)
-            for i, name in enumerate(self.names):
-                if name in obs:
-                    o = np.asarray(obs[name])
-                    batch[0, i, :o.shape[0]] = o
-            acts = self.act(batch)[0]
-            if self.continuous:
-                return {n: acts[i].astype(np.float32) for i, n in enumerate(self.names) if n in obs}
-            return {n: int(acts[i]) for i, n in enumerate(self.names) if n in obs}
+        if isinstance(obs, dict):  # mpe2 parallel env: {agent: obs} -> {agent: action}
+            from course_lib.envs.mpe_policies import act_on_agent_dict
+
+            return act_on_agent_dict(self.act, self.names, obs, self.obs_dim, self.continuous)
         return self.act(obs)
 
 

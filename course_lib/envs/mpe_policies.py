@@ -49,6 +49,7 @@ __all__ = [
     "spread_heuristic",
     "tag_heuristic",
     "MPEPolicy",
+    "act_on_agent_dict",
     "make_policy",
     "evaluate_mpe2",
     "evaluate_vec",
@@ -276,6 +277,25 @@ def _describe(env: Any) -> dict[str, Any]:
     return d
 
 
+def act_on_agent_dict(act: Callable[[np.ndarray], np.ndarray], names: list[str], obs: dict, width: int,
+                      continuous: bool, dtype=np.float32) -> dict:
+    """One mpe2 parallel-env step, ``{agent: observation}``, through a batched policy.
+
+    ``act`` maps a [1, N, width] batch to [1, N] discrete or [1, N, 5] continuous
+    actions; shorter observations are zero-padded, and agents absent from ``obs``
+    (done) get no action.
+    """
+    batch = np.zeros((1, len(names), width), dtype=dtype)
+    for i, name in enumerate(names):
+        if name in obs:
+            o = np.asarray(obs[name], dtype=dtype)
+            batch[0, i, :o.shape[0]] = o
+    acts = act(batch)[0]
+    if continuous:
+        return {n: acts[i].astype(np.float32) for i, n in enumerate(names) if n in obs}
+    return {n: int(acts[i]) for i, n in enumerate(names) if n in obs}
+
+
 class MPEPolicy:
     """A reference policy bound to one task's layout.
 
@@ -307,16 +327,8 @@ class MPEPolicy:
 
     def __call__(self, obs: Any) -> Any:
         if isinstance(obs, dict):
-            D = max(self.obs_sizes)
-            batch = np.zeros((1, len(self.names), D))
-            for i, name in enumerate(self.names):
-                if name in obs:
-                    o = np.asarray(obs[name])
-                    batch[0, i, :o.shape[0]] = o
-            acts = self.act(batch)[0]
-            if self.continuous:
-                return {n: acts[i].astype(np.float32) for i, n in enumerate(self.names) if n in obs}
-            return {n: int(acts[i]) for i, n in enumerate(self.names) if n in obs}
+            return act_on_agent_dict(self.act, self.names, obs, max(self.obs_sizes), self.continuous,
+                                     dtype=np.float64)
         return self.act(np.asarray(obs))
 
     def __repr__(self) -> str:
