@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from course_lib.advanced import experiments, scaling  # noqa: E402
+from course_lib.utils import machine_info  # noqa: E402
 
 # The notebook's budgets (solutions/06_advanced: full=..., quick=...).
 FULL = {"scaling_sizes": [3, 10, 30], "scaling_updates": 300, "scaling_seeds": 2, "timing_sizes": [3, 10, 30, 100, 300],
@@ -148,9 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budget = QUICK if args.quick else FULL
     result: dict[str, Any] = {"benchmark": "advanced", "settings": {**budget, "quick": args.quick}}
     result.update(run(budget))
-    result["machine"] = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                         "platform": platform.platform(), "python": platform.python_version(),
-                         "torch": torch.__version__}
+    result["machine"] = machine_info()
     result = _plain(result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -42,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from course_lib.utils import machine_info  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
@@ -295,8 +296,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--table", default=str(README))
     args = ap.parse_args(argv)
     _setup()
-    import torch
-
     from course_lib.algos import reinforce
 
     sections = [s for s in args.sections.split(",") if s]
@@ -326,7 +325,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} saved, {len(todo)} to do", flush=True)
 
     def save():
-        result = build(runs, references, args, at_a_time, load_start, reinforce, torch)
+        result = build(runs, references, args, at_a_time, load_start, reinforce)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")
         return result
@@ -357,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def build(runs, references, args, at_a_time, load_start, reinforce, torch) -> dict[str, Any]:
+def build(runs, references, args, at_a_time, load_start, reinforce) -> dict[str, Any]:
     summary = summarise(runs, args.seeds)
     result: dict[str, Any] = {"benchmark": "communication"}
     lev, easy = summary.get("levers", {}), summary.get("tj_easy", {})
@@ -404,9 +403,7 @@ def build(runs, references, args, at_a_time, load_start, reinforce, torch) -> di
                for section, task in TASK_OF.items()},
         },
         "runs": runs,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "machine": machine_info(),
         "timing": {"cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 1),
                    "run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
                    "load_avg_min": min((r["load_avg"] for r in runs.values()), default=load_start),

@@ -38,7 +38,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -53,6 +52,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from course_lib.utils import machine_info  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "method_i.json"
 README = ROOT / "bench" / "README_method_i.md"
@@ -479,14 +480,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
     def save():
-        import torch
-
         data["benchmark"] = "method_i"
         data["settings"] = dict(vars(args), num_envs=NUM_ENVS, eval_seed=EVAL_SEED)
         data["paper"] = PAPER
-        data["machine"] = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                           "platform": platform.platform(), "python": platform.python_version(),
-                           "torch": torch.__version__}
+        data["machine"] = machine_info()
         this = {"command": command, "commit": commit, "started": started,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg_end": list(os.getloadavg())}
         history = [h for h in data.get("provenance", {}).get("invocations", []) if h.get("started") != started]

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from course_lib.selfplay import elo, league, matrix_games as mg, pool  # noqa: E402
+from course_lib.utils import machine_info  # noqa: E402
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 GAMES = {"rock-paper-scissors": RPS, "matching pennies": np.array([[1.0, -1.0], [-1.0, 1.0]]),
@@ -227,9 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "loadavg_start": load0, "loadavg_end": load1,
                         "note": "cpu_s is this process's CPU time (one thread): its wall time on an idle core"}
     result["code"] = code_versions()
-    result["machine"] = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-                         "platform": platform.platform(), "python": platform.python_version(),
-                         "torch": torch.__version__}
+    result["machine"] = machine_info()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     Path(args.table).write_text(markdown(result))

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch  # noqa: E402
 
 from course_lib.algos import iql, qmix  # noqa: E402
 from course_lib.envs import VecMatrixGame, VecTwoStepGame, game_payoffs  # noqa: E402
+from course_lib.utils import machine_info  # noqa: E402
 
 LEARNERS = {"IQL": "none", "VDN": "vdn", "QMIX": "qmix"}
 # Published facts (see /work/shared/SPECS.md, "Matrix games").
@@ -193,9 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {"seeds": args.seeds, "matrix_seeds": args.matrix_seeds, "num_envs": 32,
                      "deep": {k: list(v) if isinstance(v, tuple) else v
                               for k, v in qmix.MATRIX_GAME_SETTINGS.items()}},
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": __import__("os").cpu_count(),
-                    "platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "machine": machine_info(),
         "elapsed_s": round(time.perf_counter() - start, 1),
     })
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -43,3 +43,13 @@ def set_seed(seed: int) -> np.random.Generator:
     except Exception:  # pragma: no cover - torch missing or broken
         pass
     return np.random.default_rng(seed)
+
+
+def machine_info() -> dict:
+    """Where a measurement was taken: processor, cores, platform, Python and torch versions."""
+    import platform
+
+    import torch
+
+    return {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__}
