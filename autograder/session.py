@@ -183,16 +183,9 @@ class SessionPool:
         return current
 
     def prestart(self, n: int) -> None:
-        for _ in range(n):
-            future: concurrent.futures.Future = concurrent.futures.Future()
-            self._starting.append(future)
-            threading.Thread(target=self._start_into, args=(future,), daemon=True).start()
-
-    def _start_into(self, future: concurrent.futures.Future) -> None:
-        try:
-            future.set_result(self._new())
-        except BaseException as exc:  # noqa: BLE001 - handed to the thread that takes this session
-            future.set_exception(exc)
+        starter = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="sandbox-start")
+        self._starting = [starter.submit(self._new) for _ in range(n)]
+        starter.shutdown(wait=False)  # the threads end once their session has started
 
     def get(self) -> Session:
         current = getattr(self._local, "session", None)
