@@ -20,6 +20,7 @@ import ctypes
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 sys.modules.setdefault("rfc3987_syntax", None)  # run as a script: as autograder/__init__.py does, 2 s saved
 
@@ -83,6 +84,24 @@ class CappedClient(NotebookClient):
                 "outputs": cell.outputs}
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
+
+
+def test_cell_sources(path: str) -> list[str]:
+    """The sources of a notebook's test cells (graded code cells that are not answers).
+
+    Plain JSON, not nbformat: the kernel is started before the notebook is read and
+    validated, and this must not hold it up. A file that does not parse has none."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+        sources = []
+        for cell in cells:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
+                source = cell.get("source", "")
+                sources.append(source if isinstance(source, str) else "".join(source))
+        return sources
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
 
 
 def run_notebook(path: str, cell_timeout: int, skip_tag: str, cap_kb: int, out, km=None) -> int:

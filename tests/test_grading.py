@@ -16,7 +16,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from autograder.grading import grade_class
+from autograder.grading import autograded_path, grade_class
 from autograder.layout import REPO_ROOT, release_notebook, source_notebook
 from autograder.preprocessors import hidden_line_numbers
 from autograder.sample_class import answer_cells, autograded_answers, perfect, submission
@@ -89,6 +89,7 @@ def fixtures():
         "edited_test_correct": with_cell_source(perfect(NB), first_test, "pass"),
         "edited_test_wrong": with_cell_source(wrong_first, first_test, "pass  # all good"),
         "duplicated_test_wrong": with_duplicated_cell(wrong_first, first_test, "pass"),
+        "answer_raises": submission(NB, {**answers, first_answer: answers[first_answer] + "\nraise ValueError('unfinished')"}),
     }
     # two wrong answers, for the feedback test (failing hidden tests); tests/test_notebooks.py
     # checks every wrong answer loses points on its own question only
@@ -170,6 +171,23 @@ def hidden_test_lines() -> list[str]:
         for number, line in enumerate(lines, start=1):
             (hidden if number in secret else visible).add(line.strip())
     return sorted(line for line in hidden - visible if len(line) >= 12 and "HIDDEN TESTS" not in line)
+
+
+def test_failing_tests_get_plain_tracebacks_and_answers_keep_their_context(graded):
+    """The kernel formats a test cell's traceback plainly (the grader cuts it to one
+    line anyway, and the context costs 25 ms a test), a failing answer's with context."""
+    tracebacks = {"test": [], "answer": []}
+    for student in ("blank", "answer_raises"):
+        nb = nbformat.read(autograded_path(graded.workspace, student, NB), as_version=4)
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error" and _meta(cell).get("grade_id"):
+                    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(output.traceback))
+                    tracebacks["answer" if _meta(cell).get("solution") else "test"].append(text)
+    assert tracebacks["test"] and tracebacks["answer"]
+    arrow = re.compile(r"^-+> ", re.MULTILINE)  # the context view's pointer at the failing line
+    assert all("Cell In[" in t and not arrow.search(t) for t in tracebacks["test"]), tracebacks["test"][0]
+    assert all(arrow.search(t) for t in tracebacks["answer"]), tracebacks["answer"][0]
 
 
 def test_feedback_never_shows_hidden_tests(graded):
