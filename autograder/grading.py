@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,18 +98,24 @@ def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> lis
     return rows
 
 
-def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None) -> NotebookNode:
-    """Save an executed submission's scores in the gradebook and as autograded/ notebook."""
+def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None,
+           writing: AbstractContextManager = nullcontext()) -> NotebookNode:
+    """Save an executed submission's scores in the gradebook and as autograded/ notebook.
+
+    ``writing`` is held while the gradebook is written (SQLite takes one writer at a
+    time); the rest runs outside it."""
     from nbgrader import preprocessors as pp
 
     config = course_config(workspace)
     resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
                               "db_url": config.CourseDirectory.db_url}}
-    with Gradebook(_db_url(workspace), COURSE_ID) as gb:
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(nb_id, student)
-    for preprocessor in (pp.LimitOutput, StderrIsNotFailure, pp.SaveAutoGrades):
+    for preprocessor in (pp.LimitOutput, StderrIsNotFailure):
         nb, resources = preprocessor(config=config).preprocess(nb, resources)
+    with writing:
+        with Gradebook(_db_url(workspace), COURSE_ID) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(nb_id, student)
+        nb, resources = pp.SaveAutoGrades(config=config).preprocess(nb, resources)
     if note:  # say why at the top of the feedback and of the formgrader's view
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grader note:** {note}."))
     target = autograded_path(workspace, student, nb_id)
@@ -138,7 +144,8 @@ class Graded:
 
 class ClassRun:
     """What the grading threads share: settings, the fork servers, the feedback
-    processes, and the one lock every gradebook access takes (SQLite, one writer)."""
+    processes, and the one lock every gradebook write takes (SQLite, one writer;
+    readers, such as sanitizing and the feedback renderers, need none)."""
 
     def __init__(self, workspace: Path, settings: Settings, nb_ids: list[str], workers: int):
         self.workspace, self.settings, self.workers = workspace, settings, workers
@@ -162,13 +169,11 @@ class ClassRun:
         """Sanitize, execute, record and render one submission: one worker's whole job."""
         demos = self.demos[nb_id]
         try:
-            with self.gradebook:
-                sanitized = execution.sanitize(source, nb_id, student, self.workspace, demos)
+            sanitized = execution.sanitize(source, nb_id, student, self.workspace, demos)
         except Exception as exc:  # noqa: BLE001 - reported against this submission only
             raise NotPrepared(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
         run = self._execute(student, nb_id, source, sanitized)
-        with self.gradebook:
-            record(run.notebook, nb_id, student, self.workspace, run.note)
+        record(run.notebook, nb_id, student, self.workspace, run.note, writing=self.gradebook)
         return Graded(run, self.feedback.write(autograded_path(self.workspace, student, nb_id), nb_id, student))
 
     def _execute(self, student: str, nb_id: str, source: Path, sanitized: NotebookNode) -> Execution:
