@@ -14,6 +14,7 @@ import queue
 import select
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -131,10 +132,11 @@ class PageTimedOut(RendererDied):
 
 
 class FeedbackPool:
-    """``workers`` renderer processes, started at once; a grading thread borrows one per page.
+    """``workers`` renderer processes, started at once; a page borrows one.
 
     Processes, not threads: rendering is pure Python, and threads would take turns on
-    the GIL with each other and with the grader.
+    the GIL with each other and with the grader. ``submit`` renders in the background,
+    so a grading thread goes on to its next submission while its last page renders.
     """
 
     def __init__(self, workspace: Path, workers: int):
@@ -143,6 +145,11 @@ class FeedbackPool:
         self._all = [Renderer(workspace) for _ in range(workers)]
         for renderer in self._all:
             self._idle.put(renderer)
+        self._pages = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feedback")
+
+    def submit(self, autograded: Path, nb_id: str, student: str) -> Future:
+        """The page, rendered in the background: a future of its path."""
+        return self._pages.submit(self.write, autograded, nb_id, student)
 
     def write(self, autograded: Path, nb_id: str, student: str) -> Path:
         """The feedback page of the autograded notebook at ``autograded``; a dead renderer is replaced once."""
@@ -161,6 +168,8 @@ class FeedbackPool:
             self._idle.put(renderer)
 
     def close(self) -> None:
+        """Finish the pages submitted, then end the renderers."""
+        self._pages.shutdown(wait=True)
         for renderer in self._all:
             renderer.close()
 

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import warnings
 from contextlib import AbstractContextManager, closing, nullcontext
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -136,10 +136,10 @@ class NotPrepared(Exception):
 
 @dataclass
 class Graded:
-    """One submission, executed, recorded in the gradebook and its feedback written."""
+    """One submission, executed and recorded in the gradebook; its feedback page rendering."""
 
     run: Execution
-    feedback: Path
+    feedback: Future  # of the page's path
 
 
 class ClassRun:
@@ -166,7 +166,7 @@ class ClassRun:
             self.feedback.close()
 
     def grade(self, student: str, nb_id: str, source: Path) -> Graded:
-        """Sanitize, execute, record and render one submission: one worker's whole job."""
+        """Sanitize, execute and record one submission, and hand its page to a renderer."""
         demos = self.demos[nb_id]
         try:
             sanitized = execution.sanitize(source, nb_id, student, self.workspace, demos)
@@ -174,7 +174,7 @@ class ClassRun:
             raise NotPrepared(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
         run = self._execute(student, nb_id, source, sanitized)
         record(run.notebook, nb_id, student, self.workspace, run.note, writing=self.gradebook)
-        return Graded(run, self.feedback.write(autograded_path(self.workspace, student, nb_id), nb_id, student))
+        return Graded(run, self.feedback.submit(autograded_path(self.workspace, student, nb_id), nb_id, student))
 
     def _execute(self, student: str, nb_id: str, source: Path, sanitized: NotebookNode) -> Execution:
         """Run it with the demos skipped; again in full if a test missed a name a demo defines."""
@@ -195,8 +195,8 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
 
     ``workers`` submissions (default: one per CPU) are graded at once, each from start
     to end by one worker: sanitized, run in its own sandbox, recorded in the gradebook
-    (one at a time, under a lock) and its feedback page rendered (in a process of its
-    own, so that pages of different students render in parallel).
+    (its writes one at a time, under a lock) and its feedback page handed to a renderer
+    process, which renders it while the worker goes on to its next submission.
     """
     settings = settings or Settings()
     if settings.sandboxed:
@@ -223,6 +223,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
 
         graded: set[tuple[str, str]] = set()
         seconds: dict[tuple[str, str], float] = {}
+        pages: dict[tuple[str, str], Future] = {}
         workers = max(1, min(workers, len(jobs)))  # a sandbox and a renderer per worker: no idle ones
         run_state = ClassRun(workspace, settings, wanted, workers)
         with closing(run_state), ThreadPoolExecutor(max_workers=workers) as threads:
@@ -230,7 +231,8 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
                 student, nb_id, _ = futures[future]
                 try:
-                    run = future.result().run
+                    done = future.result()
+                    run, pages[(student, nb_id)] = done.run, done.feedback
                     graded.add((student, nb_id))
                     seconds[(student, nb_id)] = run.seconds
                     if run.note:
@@ -238,8 +240,11 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 except NotPrepared as exc:
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"could not be prepared for grading ({exc})", nb_id))
                 except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-                    problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {first[:160]}", nb_id))
+                    problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {_first_line(exc)}", nb_id))
+        for (student, nb_id), page in pages.items():  # all rendered: the renderers have closed
+            if page.exception() is not None:  # the scores stand; only the page is missing
+                problems.append(Problem(student, f"{nb_id}.ipynb",
+                                        f"no feedback page: {_first_line(page.exception())}", nb_id))
 
     with Gradebook(_db_url(workspace), COURSE_ID) as gb:
         rows = [row for student in intake.students for nb_id in wanted
@@ -248,6 +253,11 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
     (workspace / "problems.json").write_text(json.dumps([asdict(p) for p in problems], indent=1))
     write_grades_csv(result)
     return result
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:160]
 
 
 def export_from_gradebook(workspace: Path) -> Path:

@@ -276,3 +276,27 @@ def test_grading_threads_judging_at_once_agree_with_one_thread():
     with ThreadPoolExecutor(max_workers=4) as threads:
         problems = list(threads.map(lambda job: judging._problem(job[0], [job[2]], job[1])[0], jobs * 3))
     assert problems == [None] * len(problems)
+
+
+def test_a_page_that_fails_costs_only_the_page(tmp_path, monkeypatch):
+    """Pages render in the background; one that fails is reported, and its student's scores stand."""
+    from autograder import feedback
+
+    for student in ("alice", "bob"):
+        (tmp_path / "class" / student).mkdir(parents=True)
+        nbformat.write(perfect(NB), tmp_path / "class" / student / f"{NB}.ipynb")
+    render = feedback.FeedbackPool.write
+
+    def write(self, autograded, nb_id, student):
+        if student == "bob":
+            raise RuntimeError("feedback page: the renderer broke")
+        return render(self, autograded, nb_id, student)
+
+    monkeypatch.setattr(feedback.FeedbackPool, "write", write)
+    result = grade_class(tmp_path / "class", tmp_path / "workspace", [NB], workers=2)
+    auto = result.grades[result.grades.kind == "auto"]
+    assert len(auto) and (auto.score == auto.max_score).all()
+    assert [(p.student, p.reason) for p in result.problems] == [
+        ("bob", "no feedback page: feedback page: the renderer broke")]
+    assert (result.feedback_dir / "alice" / NB / f"{NB}.html").exists()
+    assert not (result.feedback_dir / "bob").exists()
