@@ -304,6 +304,7 @@ def serve_one(request: dict, scratch: Path, out, sandboxed: bool) -> dict:
             elif time.monotonic() > deadline:
                 timed_out = True
                 _signal(child, signal.SIGKILL)
+                exited.wait(1.0)  # until it has died, not in a busy loop
             else:
                 exited.wait(deadline - time.monotonic())
     kill_leftovers(child, whole_namespace=sandboxed)
