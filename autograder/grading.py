@@ -189,6 +189,14 @@ class ClassRun:
         return run
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None,
                 workers: int | None = None, settings: Settings | None = None) -> ClassResult:
     """Grade every submission found under ``submissions`` (a folder or a zip).
@@ -203,7 +211,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
         ok, why = sandbox.check_sandbox()
         if not ok:
             raise SystemExit(f"error: cannot grade in the sandbox: {why}")
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = max(1, workers or usable_cpus())
     known = notebook_ids()
     workspace.mkdir(parents=True, exist_ok=True)
     judging.ensure_secret(workspace)

@@ -300,3 +300,12 @@ def test_a_page_that_fails_costs_only_the_page(tmp_path, monkeypatch):
         ("bob", "no feedback page: feedback page: the renderer broke")]
     assert (result.feedback_dir / "alice" / NB / f"{NB}.html").exists()
     assert not (result.feedback_dir / "bob").exists()
+
+
+def test_default_workers_follow_the_cpus_this_process_may_use():
+    """In a container (or under taskset) limited to one CPU of many, one worker, not one per host CPU."""
+    run = subprocess.run([sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+                          "from autograder.grading import usable_cpus; print(usable_cpus(), os.cpu_count())"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    usable, host = map(int, run.stdout.split())
+    assert usable == 1 and host >= 1, run.stdout + run.stderr
