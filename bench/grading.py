@@ -17,7 +17,7 @@ grader): at most 2 s marginal per submission serially, at least 1.8x speed-up wi
 two workers on two cores. The host's speed drifts by as much as a third within a
 minute (a pure CPU loop alone took 1.25 to 2.26 s in five tries), hence the repeats.
 
-    .venv/bin/python bench/grading.py [--students 20] [--repeats 5]
+    .venv/bin/python bench/grading.py [--students 20] [--repeats 10]
 
 Writes bench/results/grading.json and the README table bench/README_grading.md.
 """
@@ -181,7 +181,7 @@ def trial(first: int, func, first_class: Path, whole_class: Path, n: int) -> dic
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each `course grade` setting, interleaved")
+    parser.add_argument("--repeats", type=int, default=10, help="runs of each `course grade` setting, interleaved")
     args = parser.parse_args()
     n = args.students
     if len(os.sched_getaffinity(0)) < 2:
