@@ -229,9 +229,8 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 elif not any(p.student == student and p.notebook == nb_id for p in intake.problems):
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
 
-        graded: set[tuple[str, str]] = set()
+        graded: dict[tuple[str, str], Future] = {}  # each graded submission's feedback page
         seconds: dict[tuple[str, str], float] = {}
-        pages: dict[tuple[str, str], Future] = {}
         workers = max(1, min(workers, len(jobs)))  # a sandbox and a renderer per worker: no idle ones
         run_state = ClassRun(workspace, settings, wanted, workers)
         with closing(run_state), ThreadPoolExecutor(max_workers=workers) as threads:
@@ -240,8 +239,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 student, nb_id, _ = futures[future]
                 try:
                     done = future.result()
-                    run, pages[(student, nb_id)] = done.run, done.feedback
-                    graded.add((student, nb_id))
+                    run, graded[(student, nb_id)] = done.run, done.feedback
                     seconds[(student, nb_id)] = run.seconds
                     if run.note:
                         problems.append(Problem(student, f"{nb_id}.ipynb", run.note, nb_id))
@@ -249,7 +247,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"could not be prepared for grading ({exc})", nb_id))
                 except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"grader error: {_first_line(exc)}", nb_id))
-        for (student, nb_id), page in pages.items():  # all rendered: the renderers have closed
+        for (student, nb_id), page in graded.items():  # all rendered: the renderers have closed
             if page.exception() is not None:  # the scores stand; only the page is missing
                 problems.append(Problem(student, f"{nb_id}.ipynb",
                                         f"no feedback page: {_first_line(page.exception())}", nb_id))

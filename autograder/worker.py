@@ -86,7 +86,7 @@ class CappedClient(NotebookClient):
         self.out.flush()
 
 
-def test_cell_sources(path: str) -> list[str]:
+def sources_of_test_cells(path: str) -> list[str]:
     """The sources of a notebook's test cells (graded code cells that are not answers).
 
     Plain JSON, not nbformat: the kernel is started before the notebook is read and

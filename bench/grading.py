@@ -14,8 +14,8 @@ whole class's times, start-up included, is reported as well. Each repeat runs th
 three settings back to back, so they share the machine's drift, and the speed-ups
 are the medians of the per-repeat ratios. Targets (issue: fast, parallel, sandboxed
 grader): at most 2 s marginal per submission serially, at least 1.8x speed-up with
-two workers on two cores. The host's speed drifts by as much as a third within a
-minute (a pure CPU loop alone took 1.25 to 2.26 s in five tries), hence the repeats.
+two workers on two cores. The shared host's speed drifts from minute to minute, hence
+the repeats; the table gives each figure's range over them.
 
     .venv/bin/python bench/grading.py [--students 20] [--repeats 10]
 
@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import nbformat
@@ -71,10 +71,7 @@ def one_core():
 
 
 def time_course(root: Path, workers: int, single_core: bool = False) -> float:
-    if single_core:
-        with one_core():
-            return time_course(root, workers)
-    with tempfile.TemporaryDirectory(prefix="bench-ws-") as ws:
+    with one_core() if single_core else nullcontext(), tempfile.TemporaryDirectory(prefix="bench-ws-") as ws:
         start = time.perf_counter()
         result = grade_class(root, Path(ws), [NB], workers=workers)
         seconds = time.perf_counter() - start
@@ -211,6 +208,7 @@ def main() -> int:
     median = {label: {field: statistics.median(t[field] for t in timing["trials"])
                       for field in ("first_s", "class_s", "marginal_s", "marginal_cpu_s", "cores_busy")}
               for label, timing in timings.items()}
+
     def per_repeat(over: str, under: str, field: str = "marginal_s") -> list[float]:
         return [a[field] / b[field] for a, b in zip(timings[over]["trials"], timings[under]["trials"])]
 
