@@ -7,8 +7,6 @@ act on.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
@@ -63,26 +61,3 @@ def assert_written_here(func: Callable, name: str) -> None:
         raise AssertionError(
             f"`{name}` must be written in this notebook; it comes from module {module!r}"
         )
-
-
-@contextmanager
-def reference_disabled(module: ModuleType, *names: str):
-    """Temporarily replace reference functions so an answer that calls them fails.
-
-    Hidden tests compute the expected values first, then call the student's function
-    inside this block.
-    """
-    saved = {name: getattr(module, name) for name in names}
-
-    def _blocked(*_args, **_kwargs):
-        raise AssertionError(
-            "this answer calls the course_lib reference instead of implementing it"
-        )
-
-    try:
-        for name in names:
-            setattr(module, name, _blocked)
-        yield
-    finally:
-        for name, func in saved.items():
-            setattr(module, name, func)
