@@ -214,7 +214,8 @@ def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
     limits = settings.sandbox_limits()
     started = time.monotonic()
     outcome = session.execute(target.name, cell_timeout=settings.cell_timeout, skip_tag=SKIP_TAG,
-                              wall_seconds=limits.wall_seconds, env={}, judged=calls, seed=judge_seed)
+                              wall_seconds=limits.wall_seconds, env={}, seed=judge_seed,
+                              judged={i: [c for c in pairs if c[0]] for i, pairs in calls.items()})
     finished = outcome.finished or {}
     judged: dict[int, list[dict]] = {}
     fatal = _merge(nb, outcome.stdout, judged)
