@@ -103,8 +103,9 @@ class CappedClient(NotebookClient):
                 "record": records[0] if len(records) == 1 and len(shown) == 1 else None}
 
     async def _run_quietly(self, code: str, mime: str) -> list:
-        """Run ``code`` outside the notebook (no history, no cell); return what it displayed as ``mime``."""
-        msg_id = self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        """Run ``code`` outside the notebook (silent: no history, no execution count, no cell
+        hooks); return what it displayed as ``mime``."""
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
         deadline, interrupted, shown = time.monotonic() + self.timeout, False, []
         while True:
             left = deadline - time.monotonic()
