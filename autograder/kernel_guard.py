@@ -175,6 +175,10 @@ def install(shell, secret_fd: int, cell_prefix: str) -> None:
     frame_events, frame_attributes, event_name, mime = FRAME_EVENTS, FRAME_ATTRIBUTES, EVENT, MIME
     user_ns = shell.user_ns
     student_code = (cell_prefix, os.path.join(os.getcwd(), ""))
+    import sys
+    import traceback
+
+    get_frame, frame_helpers = sys._getframe, frozenset({inspect.__file__, traceback.__file__})
     from IPython.display import display
 
     # Only C functions and values captured here are used by the key thread, so nothing a
@@ -192,6 +196,7 @@ def install(shell, secret_fd: int, cell_prefix: str) -> None:
     armed = False
     answering = False  # the answer itself runs (not the case's input builder)
     swapping = False
+    looking = False
 
     def keeper() -> None:
         secret = urandom(KEY_BYTES)
@@ -287,6 +292,19 @@ def install(shell, secret_fd: int, cell_prefix: str) -> None:
                   if owner.__name__ == "course_lib.checks" and name in user_ns and user_ns[name] is not original]
         return found
 
+    def asked_by_the_notebook() -> bool:
+        """Whether the code that asked for a frame (directly or through inspect or traceback)
+        is the student's, not a library's (torch looks at its own stack, for one)."""
+        nonlocal looking
+        looking = True  # our own look at the stack raises the same events
+        try:
+            frame = get_frame(2)  # 0: this function, 1: the hook, 2: whoever raised the event
+            while frame is not None and frame.f_code.co_filename in frame_helpers:
+                frame = frame.f_back
+            return frame is not None and frame.f_code.co_filename.startswith(student_code)
+        finally:
+            looking = False
+
     def judged(token) -> None:
         nonlocal armed, answering, reported
         if armed or type_of(token) is not str_type or token.count("|") != 4:
@@ -348,7 +366,8 @@ def install(shell, secret_fd: int, cell_prefix: str) -> None:
             if armed:
                 note("called a course_lib reference while its answer was judged")
         elif event in frame_events:
-            if answering and (event == "sys._getframe" or (length(args) >= 2 and args[1] in frame_attributes)):
+            if answering and not looking and (event == "sys._getframe" or (
+                    length(args) >= 2 and args[1] in frame_attributes)) and asked_by_the_notebook():
                 note("inspected the interpreter's frames while its answer was judged")
         elif event == "function.__new__":
             if args and type_of(args[0]) is code_type and is_reference_code(args[0]):
@@ -387,6 +406,4 @@ def install(shell, secret_fd: int, cell_prefix: str) -> None:
                                 "code.__new__", "compile", "object.__setattr__", "open", *FRAME_EVENTS,
                                 *STARTS_PROCESS, *CTYPES])
     _thread.start_new_thread(keeper, ())
-    import sys
-
     sys.addaudithook(hook)
