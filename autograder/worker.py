@@ -39,6 +39,9 @@ import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 
+from autograder import kernel_guard  # noqa: E402
+from course_lib.judge import case_seed  # noqa: E402
+
 PR_SET_DUMPABLE = 4
 INTERRUPT_GRACE_S = 5  # a kernel still busy this long after an interrupt is killed
 IGNORED_INTERRUPT = "ignored the interrupt; the kernel was stopped"
@@ -90,9 +93,6 @@ class CappedClient(NotebookClient):
 
     async def _judged_call(self, key: str, name: str) -> dict:
         """One judged call through the kernel guard; the record if its signature is good."""
-        from autograder import kernel_guard
-        from course_lib.judge import case_seed
-
         stopped = self.judge.before() if self.judge.before else 0
         nonce = os.urandom(16)
         token = kernel_guard.make_token(self.judge.secret, key, name, case_seed(key, self.judge.seed), nonce)
@@ -146,12 +146,10 @@ class CappedClient(NotebookClient):
             while (await self.kc.shell_channel.get_msg(timeout=max(0.0, deadline - time.monotonic())))[
                     "msg_type"] != "execute_reply":
                 pass
-        except Empty:
+        except Empty:  # report the cell (the notebook ends here), then kill the kernel
             index = next(i for i, c in enumerate(self.nb.cells) if c is cell)
             evalue = f"this cell ran past the {timeout} s limit and {IGNORED_INTERRUPT}"
-            cell.outputs.append(nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=evalue,
-                                                       traceback=[f"CellTimeoutError: {evalue}"]))
-            self._report(cell, index, {"content": {"status": "error", "ename": "CellTimeoutError"}}, [])
+            self._report(cell, index, {"content": {"status": "error", "ename": "CellTimeoutError", "evalue": evalue}}, [])
             await self._stop_kernel()
         return {"content": {**self.error_on_timeout, "status": "error"}}
 
