@@ -247,6 +247,8 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
         problems = list(intake.problems)
         jobs = []
         for student in intake.students:
+            if not due[student] and not any(p.student == student for p in intake.problems):
+                problems.append(Problem(student, "", "no notebook was handed in"))
             for nb_id in sorted(due[student]):
                 source = intake.notebooks.get(student, {}).get(nb_id)
                 if source is not None:

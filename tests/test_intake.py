@@ -107,6 +107,15 @@ def test_each_student_is_graded_on_what_they_handed_in_and_what_the_class_was_gi
     assert notebooks_due(one_each, ["01_game_theory"]) == {"ada": {"01_game_theory"}, "ben": {"01_game_theory"}}
 
 
+def test_a_class_that_handed_in_nothing_is_told_so(tmp_path):
+    from autograder.grading import grade_class
+
+    (tmp_path / "class" / "ada").mkdir(parents=True)
+    (tmp_path / "class" / "ada" / "notes.txt").write_text("forgot the notebook")
+    result = grade_class(tmp_path / "class", tmp_path / "ws")
+    assert [(p.student, p.reason) for p in result.problems] == [("ada", "no notebook was handed in")]
+
+
 def test_the_workspace_may_follow_the_command():
     """`course grade DIR --workspace WS`, as the README shows it, and before the command as well."""
     parser = build_parser()
