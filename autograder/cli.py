@@ -141,31 +141,43 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "only for code you trust")
 
 
+WORKSPACE_HELP = "grading workspace (default: .workspace/ or $COURSE_WORKSPACE)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workspace", help="grading workspace (default: .workspace/ or $COURSE_WORKSPACE)")
+    parser.add_argument("--workspace", help=WORKSPACE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        # --workspace also after the command (`course grade DIR --workspace WS`); SUPPRESS
+        # keeps a value given before the command when none is given after it.
+        p.add_argument("--workspace", default=argparse.SUPPRESS, help=WORKSPACE_HELP)
+        return p
+
+    p = command("release", "regenerate notebooks/ from solutions/")
     p.add_argument("notebooks", nargs="*", help="notebook ids (default: all)")
     p.add_argument("--check", action="store_true", help="exit 1, naming the notebook, if notebooks/ is stale")
     p.set_defaults(func=cmd_release)
 
-    p = sub.add_parser("check", help="solutions earn full marks, blank releases none")
+    p = command("check", "solutions earn full marks, blank releases none")
     p.add_argument("notebooks", nargs="*", help="notebook ids (default: all)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("grade", help="autograde a folder or LMS zip of submissions")
+    p = command("grade", "autograde a folder or LMS zip of submissions")
     p.add_argument("submissions", help="folder of <student>/<NN_topic>.ipynb, or a zip")
-    p.add_argument("--notebooks", nargs="*", help="grade only these notebooks")
+    p.add_argument("--notebooks", nargs="*",
+                   help="the notebooks the class was given: every student is graded on these "
+                        "(default: each student's own, plus those most of the class handed in)")
     _add_run_options(p)
     p.set_defaults(func=cmd_grade)
 
-    p = sub.add_parser("export", help="write grades.csv from the gradebook (after hand-grading)")
+    p = command("export", "write grades.csv from the gradebook (after hand-grading)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", help="grade a generated sample class end to end")
+    p = command("demo", "grade a generated sample class end to end")
     p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)

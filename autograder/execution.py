@@ -3,8 +3,10 @@
 Sanitizing uses nbgrader's own preprocessors (restore test cells from the gradebook,
 de-duplicate grade ids, reset the kernel spec); executing happens in a worker process
 (autograder/worker.py) inside the bubblewrap sandbox, so the grader itself never runs
-student code. The worker reports each cell as it finishes; a test cell that never
-reported (time limit, crash, the kernel killed) is marked failed with the reason.
+student code. The kernel gets the notebook without its hidden test code; the worker
+judges the answers those tests name and reports each cell as it finishes, and the
+grader judges the reported outputs again (autograder/judging.py). A test cell that
+never reported (time limit, crash, the kernel killed) is marked failed with the reason.
 """
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ from traitlets.config import Config
 
 from autograder import judging, sandbox
 from autograder.session import SessionPool, preload_modules
+from autograder.worker import IGNORED_INTERRUPT
 from autograder.layout import DEFAULT_WORKSPACE, SOLUTIONS, source_notebook
 from autograder.nbgrader_config import CELL_TIMEOUT_S, course_config
-from autograder.preprocessors import ForgetBrokenMetadata
-from course_lib import judge
+from autograder.preprocessors import ForgetBrokenMetadata, ForgetForeignCells
 
 SKIP_TAG = "grading-skip"  # demo cells the author marked as not needed for grading
 
@@ -95,15 +97,16 @@ def demo_cells(nb_id: str) -> Demos:
                  set().union(*(_top_level_names(c.source) for c in cells)) if cells else set())
 
 
-def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos) -> NotebookNode:
-    """The submission as nbgrader would run it: outputs cleared, test cells restored."""
+def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos) -> tuple[NotebookNode, list[str]]:
+    """The submission as nbgrader would run it: outputs cleared, test cells restored; and
+    notes on what had to be changed (cells pasted from another notebook)."""
     from nbgrader import preprocessors as pp
 
     config: Config = course_config(workspace)
     resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
                               "db_url": config.CourseDirectory.db_url}}
     nb = nbformat.read(path, as_version=4)
-    for preprocessor in (pp.ClearOutput, pp.DeduplicateIds, ForgetBrokenMetadata,
+    for preprocessor in (pp.ClearOutput, pp.DeduplicateIds, ForgetBrokenMetadata, ForgetForeignCells,
                          pp.OverwriteKernelspec, pp.OverwriteCells, pp.CheckCellMetadata):
         nb, resources = preprocessor(config=config).preprocess(nb, resources)
     for cell in nb.cells:  # only the author decides what may be skipped
@@ -115,7 +118,7 @@ def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos)
         else:
             cell.metadata.pop("tags", None)
     nbformat.validator.normalize(nb)
-    return nb
+    return nb, resources["nbgrader"].get("notes", [])
 
 
 def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path) -> Path:
@@ -142,8 +145,9 @@ def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path
     return target
 
 
-def _merge(nb: NotebookNode, stdout: str) -> str | None:
-    """Copy the worker's reported cells into ``nb``; return the worker's fatal error, if any."""
+def _merge(nb: NotebookNode, stdout: str, judged: dict[int, list[dict]]) -> str | None:
+    """Copy the worker's reported cells into ``nb`` (and their judged calls into ``judged``);
+    return the worker's fatal error, if any."""
     fatal = None
     for line in stdout.splitlines():
         try:
@@ -165,6 +169,8 @@ def _merge(nb: NotebookNode, stdout: str) -> str | None:
                                                       traceback=["NoReply: the cell did not finish"]))
             cell.outputs = outputs
             cell.execution_count = record.get("execution_count") or 0  # reported means it ran
+            if isinstance(record.get("judged"), list):
+                judged[int(record["index"])] = record["judged"]
     return fatal
 
 
@@ -185,9 +191,12 @@ SANDBOX_ENV = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKE
 
 def sessions(workspace: Path, settings: Settings, nb_ids: list[str]) -> SessionPool:
     """Fork servers for a grading run, hiding the reference solutions, this run's
-    workspace (gradebook, other students) and the default workspace of earlier runs."""
+    workspace (gradebook, other students) and the default workspace of earlier runs
+    (outside what the sandbox lets through anyway, unless they lie inside it)."""
     hide = [p for p in (SOLUTIONS, workspace, DEFAULT_WORKSPACE) if p.exists()]
-    preload = preload_modules([source_notebook(nb_id) for nb_id in nb_ids])
+    sources = [source_notebook(nb_id) for nb_id in nb_ids]
+    cases = [m for path in sources for m in judging.case_modules(judging.kernel_copy(nbformat.read(path, 4))[1])]
+    preload = preload_modules(sources) + sorted(set(cases))
     return SessionPool(workspace, hide, settings.sandbox_limits(), SANDBOX_ENV, preload, settings.sandboxed)
 
 
@@ -200,29 +209,35 @@ def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
             if SKIP_TAG in cell.metadata.get("tags", []):
                 cell.metadata["tags"].remove(SKIP_TAG)
     session = pool.get()
-    target = prepare_scratch(session.scratch, nb, nb_id, submitted)
+    visible, calls = judging.kernel_copy(nb)
+    target = prepare_scratch(session.scratch, visible, nb_id, submitted)
     limits = settings.sandbox_limits()
     started = time.monotonic()
     outcome = session.execute(target.name, cell_timeout=settings.cell_timeout, skip_tag=SKIP_TAG,
-                              wall_seconds=limits.wall_seconds, env={judge.SEED_ENV: str(judge_seed)})
+                              wall_seconds=limits.wall_seconds, env={}, seed=judge_seed,
+                              judged={i: [c for c in pairs if c[0]] for i, pairs in calls.items()})
     finished = outcome.finished or {}
-    fatal = _merge(nb, outcome.stdout)
-    tampered = judging.rejudge(nb, judge_seed)
+    judged: dict[int, list[dict]] = {}
+    fatal = _merge(nb, outcome.stdout, judged)
+    tampered = judging.rejudge(nb, judge_seed, calls, judged)
     note = None
+    timeouts = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
+                if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"]
     if finished.get("timed_out"):
         note = f"stopped at the notebook time limit ({limits.wall_seconds:g} s)"
     elif outcome.problem and not outcome.output_truncated:
         note = f"stopped: {outcome.problem}"
+    elif fatal and IGNORED_INTERRUPT in fatal and timeouts:
+        note = (f"cell {timeouts[-1] + 1} ran past the {settings.cell_timeout} s cell time limit and "
+                f"{IGNORED_INTERRUPT}; the cells after it did not run")
     elif fatal:
         note = f"the kernel died ({fatal})"
     elif finished and finished.get("status") != "exit 0":
         note = f"the grading worker ended with {finished.get('status')}"
-    timeouts = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
-                if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"]
     if timeouts and not note:
         note = f"cell {timeouts[0] + 1} ran past the {settings.cell_timeout} s cell time limit and was interrupted"
-    if tampered and not note:
-        note = tampered[0]
+    if tampered:
+        note = "; ".join(([note] if note else []) + tampered)
     if outcome.output_truncated:
         note = (note + "; " if note else "") + "output over the limit was dropped"
     unrun = _mark_unrun_tests(nb, note or "the notebook stopped before this cell ran")

@@ -4,8 +4,8 @@ nbgrader's GenerateFeedback builds a new converter and compiles its templates fo
 every student (about a second each); one exporter kept per renderer process does
 the same pages for a fraction of that, and one renderer per grading worker renders
 the pages of different students in parallel. The preprocessors are this course's feedback set: grades from the
-gradebook, test tracebacks reduced to one line, hidden tests removed (nbgrader would
-copy them into the page).
+gradebook, test tracebacks reduced to one line, any quote of hidden test code cut from
+the outputs, hidden tests removed from test cells (nbgrader would copy them into the page).
 """
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat import NotebookNode
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.preprocessors import GetGrades
 
 from autograder import nbgrader_api  # noqa: F401 - kept gradebook engines and schema validators
 from autograder.layout import REPO_ROOT
 from autograder.nbgrader_config import course_config
-from autograder.preprocessors import HideTestTracebacks
+from autograder.preprocessors import ClearTestCellsHiddenTests, HideTestTracebacks, RedactHiddenTests
 
 FORMGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
 
@@ -67,7 +67,8 @@ class FeedbackWriter:
         self.config.HTMLExporter.extra_template_paths = [
             str(FORMGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
         self.exporter = FeedbackExporter(config=self.config)
-        for preprocessor in (GetGrades, HideTestTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor):
+        for preprocessor in (GetGrades, HideTestTracebacks, RedactHiddenTests, ClearTestCellsHiddenTests,
+                             CSSHTMLHeaderPreprocessor):
             self.exporter.register_preprocessor(preprocessor(config=self.config), enabled=True)
 
     def write(self, nb: NotebookNode, nb_id: str, student: str) -> Path:

@@ -5,8 +5,13 @@ CPU per submission, more than running the cells. One fork server runs per gradin
 worker, inside its own sandbox (``python -P forkserver.py SCRATCH --preload ...``).
 It imports nbclient, ipykernel and the course's libraries once; for each request
 read from stdin, a JSON line ``{"id", "notebook", "cell_timeout", "skip_tag",
-"cap_kb", "wall_seconds", "env"}``, it forks a worker, which forks the kernel, and
-the worker reports cells on stdout exactly as autograder/worker.py does. Then:
+"cap_kb", "wall_seconds", "env", "judged"}``, it forks a worker, which forks the kernel
+(with the judge's guard, autograder/kernel_guard.py, and test cells that run in a
+scope of their own), and the worker reports cells on stdout exactly as
+autograder/worker.py does. The line after a request, ``{"seed": N}``, is the student's
+judging seed: only the worker reads it, after its kernel was forked, so the seed is
+never in a kernel's memory (this process reads its stdin a byte at a time, never
+ahead of a request). Then:
 
 - everything the submission started is killed (in the sandbox's pid namespace,
   every process but this one and its ancestors), and its scratch folder, /tmp and
@@ -26,6 +31,8 @@ import sys
 sys.modules.setdefault("rfc3987_syntax", None)  # run as a script: as autograder/__init__.py does, 2 s saved
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
+import functools  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -41,7 +48,7 @@ from jupyter_client.asynchronous import AsyncKernelClient  # noqa: E402
 from jupyter_client.connect import write_connection_file  # noqa: E402
 from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
-from autograder import worker  # noqa: E402
+from autograder import kernel_guard, worker  # noqa: E402
 
 PR_SET_CHILD_SUBREAPER = 36
 # The kernel's own start-up imports its debugger (debugpy, pdb, psutil, sqlite3 for
@@ -59,12 +66,11 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR", "--HistoryManager.enabled=False"
 
 
 # --------------------------------------------------------------------------- the kernel
-def fork_kernel(connection_file: str, plain_traceback_cells: frozenset[str] = frozenset()) -> int:
+def fork_kernel(connection_file: str, test_cells: frozenset[str] = frozenset(), secret_fd: int | None = None) -> int:
     """Start an IPython kernel in a forked child; return its pid (the parent's side).
 
-    Cells whose source is in ``plain_traceback_cells`` (the test cells) get IPython's
-    plain tracebacks: the grader cuts a test's traceback to one line anyway, and the
-    default, with source context, costs 25 ms per failing test.
+    ``test_cells`` are the sources of the test cells. With ``secret_fd`` the kernel gets
+    the judge's guard, which writes its key there (the child keeps that fd open for it).
     """
     pid = os.fork()
     if pid:
@@ -73,25 +79,64 @@ def fork_kernel(connection_file: str, plain_traceback_cells: frozenset[str] = fr
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):  # never the results pipe
             os.dup2(devnull, fd)
-        os.closerange(3, 4096)
+        keep = secret_fd if secret_fd is not None else 4096
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 4096)
         sys.argv = ["ipykernel"]
+        from ipykernel.compiler import get_tmp_directory
         from ipykernel.kernelapp import IPKernelApp
 
         app = IPKernelApp.instance()
         app.initialize(["-f", connection_file, *KERNEL_ARGS])
-        _plain_tracebacks_for(app.shell, plain_traceback_cells)
+        _test_cells_for(app.shell, test_cells)
+        if secret_fd is not None:
+            kernel_guard.install(app.shell, secret_fd, os.path.join(get_tmp_directory(), ""))
         app.start()
     finally:
         os._exit(0)
 
 
-def _plain_tracebacks_for(shell, sources: frozenset[str]) -> None:
+TEST_SCOPE = "__course_test_cell__"
+
+
+class PrivateScope(ast.NodeTransformer):
+    """Runs a test cell's code inside a function, so the names it assigns stay its own
+    and never replace the student's (a helper named like a test's variable keeps working).
+    Line numbers are kept, so tracebacks point at the cell's own lines."""
+
+    active = False
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        if not self.active or not node.body:
+            return node
+        last = node.body[-1].end_lineno or node.body[-1].lineno
+        scope = ast.FunctionDef(name=TEST_SCOPE, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[],
+                                                                    kw_defaults=[], defaults=[]),
+                                body=node.body, decorator_list=[], returns=None)
+        run = ast.Try(body=[ast.Expr(ast.Call(ast.Name(TEST_SCOPE, ast.Load()), [], []))], handlers=[], orelse=[],
+                      finalbody=[ast.Delete([ast.Name(TEST_SCOPE, ast.Del())])])
+        for new in (scope, run):
+            ast.copy_location(new, node.body[0])
+        for child in ast.walk(run):
+            child.lineno, child.end_lineno, child.col_offset, child.end_col_offset = last, last, 0, 0
+        scope.lineno, scope.end_lineno = node.body[0].lineno, last
+        node.body = [scope, run]
+        return ast.fix_missing_locations(node)
+
+
+def _test_cells_for(shell, sources: frozenset[str]) -> None:
+    """Test cells run in a scope of their own and get IPython's plain tracebacks: the
+    grader cuts a test's traceback to one line anyway, and the default, with source
+    context, costs 25 ms per failing test."""
     default = shell.InteractiveTB.mode
+    scope = PrivateScope()
 
-    def traceback_mode(info) -> None:
-        shell.InteractiveTB.set_mode("Plain" if info.raw_cell in sources else default)
+    def before(info) -> None:
+        scope.active = info.raw_cell in sources
+        shell.InteractiveTB.set_mode("Plain" if scope.active else default)
 
-    shell.events.register("pre_run_cell", traceback_mode)
+    shell.events.register("pre_run_cell", before)
+    shell.ast_transformers.append(scope)
 
 
 class ReadyClient(AsyncKernelClient):
@@ -178,17 +223,51 @@ def warm_tracebacks() -> None:
 
 
 # --------------------------------------------------------------------------- one submission
-def run_submission(request: dict, scratch: Path, out) -> int:
+def run_submission(request: dict, scratch: Path, out, sandboxed: bool) -> int:
     """The forked worker: its own kernel, then the notebook, reported on ``out``."""
     os.setpgid(0, 0)  # one process group: the unsandboxed clean-up reaches it
     os.chdir(scratch)
     os.environ.update({str(k): str(v) for k, v in request.get("env", {}).items()})
     connection_file = f"/tmp/kernel-{os.getpid()}.json"
     write_connection_file(connection_file, ip="127.0.0.1")
-    kernel = fork_kernel(connection_file, frozenset(worker.sources_of_test_cells(request["notebook"])))
+    calls = {int(i): [(str(k), str(n)) for k, n in pairs] for i, pairs in request.get("judged", {}).items()}
+    secret_r, secret_w = os.pipe()
+    kernel = fork_kernel(connection_file, frozenset(worker.sources_of_test_cells(request["notebook"])), secret_w)
+    os.close(secret_w)
+    secret = _read_exactly(secret_r, kernel_guard.KEY_BYTES, START_TIMEOUT_S)
+    os.close(secret_r)
+    seed = json.loads(read_line(0) or "{}").get("seed")  # after the fork: never in the kernel's memory
+    if len(secret) != kernel_guard.KEY_BYTES or not isinstance(seed, int):
+        raise RuntimeError("the judge could not be set up in the kernel")
+    keep = _ancestors() | {kernel}
+    judge = worker.Judge(secret, seed, calls, functools.partial(kill_others, keep) if sandboxed else None)
     km = ForkedKernelManager(kernel, connection_file, kernel_name="python3")
     return worker.run_notebook(request["notebook"], int(request["cell_timeout"]), request["skip_tag"],
-                               int(request["cap_kb"]), out, km=km)
+                               int(request["cap_kb"]), out, km=km, judge=judge)
+
+
+START_TIMEOUT_S = 60
+
+
+def _read_exactly(fd: int, n: int, timeout: float) -> bytes:
+    data, deadline = b"", time.monotonic() + timeout
+    while len(data) < n and select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def read_line(fd: int) -> str:
+    """One line from ``fd``, read a byte at a time so nothing after it is consumed."""
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        data += byte
+    return data.decode(errors="replace")
 
 
 # --------------------------------------------------------------------------- clean-up
@@ -201,6 +280,14 @@ def _ancestors() -> set[int]:
         except (OSError, ValueError, IndexError):
             break
     return keep | {1}
+
+
+def _is_zombie(pid: int) -> bool:
+    """Dead and waiting for its parent (which may be the kernel, not us) to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # gone already
 
 
 def _reap() -> None:
@@ -218,17 +305,25 @@ def kill_leftovers(child: int, whole_namespace: bool) -> None:
     if not whole_namespace:  # unsandboxed: /proc shows the whole machine, so only the group
         _reap()
         return
-    keep = _ancestors()
+    kill_others(_ancestors())
+
+
+def kill_others(keep: set[int]) -> int:
+    """Kill every process of the sandbox's pid namespace not in ``keep``; return how many there were."""
     _reap()
+    killed: set[int] = set()
     for _ in range(100):  # a fork loop may add processes while we kill: repeat until none
-        others = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in keep]
+        others = [pid for pid in (int(p) for p in os.listdir("/proc") if p.isdigit())
+                  if pid not in keep and not _is_zombie(pid)]
         if not others:
             break
         for pid in others:
             _signal(pid, signal.SIGKILL)
+        killed.update(others)
         time.sleep(0.002)  # killed processes turn into zombies we can reap, not at once
         _reap()
     _reap()
+    return len(killed)
 
 
 def _empty(folder: Path) -> None:
@@ -288,7 +383,7 @@ def serve_one(request: dict, scratch: Path, out, sandboxed: bool) -> dict:
     if child == 0:
         code = 1
         try:
-            code = run_submission(request, scratch, out)
+            code = run_submission(request, scratch, out, sandboxed)
         except BaseException as exc:  # noqa: BLE001 - report, never fall back into the server loop
             out.write(json.dumps({"fatal": f"{exc.__class__.__name__}: {str(exc)[:300]}"}) + "\n")
             out.flush()
@@ -338,13 +433,16 @@ def main(argv: list[str] | None = None) -> int:
         warm_tracebacks()
     except Exception:  # noqa: BLE001 - only a head start: the kernel formats its tracebacks anyway
         pass
+    kernel_guard.guarded()  # the references' code and source, read once for every kernel
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
-    for line in sys.stdin:
+    while line := read_line(0):
         try:
             request = json.loads(line)
         except ValueError:
             continue
+        if not isinstance(request, dict) or "notebook" not in request:
+            continue  # a seed line its worker never read
         out.write(json.dumps(serve_one(request, Path(args.scratch), out, not args.unsandboxed)) + "\n")
         out.flush()
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
 import tempfile
 import threading
 import warnings
@@ -169,10 +170,12 @@ class ClassRun:
         """Sanitize, execute and record one submission, and hand its page to a renderer."""
         demos = self.demos[nb_id]
         try:
-            sanitized = execution.sanitize(source, nb_id, student, self.workspace, demos)
+            sanitized, changed = execution.sanitize(source, nb_id, student, self.workspace, demos)
         except Exception as exc:  # noqa: BLE001 - reported against this submission only
             raise NotPrepared(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
         run = self._execute(student, nb_id, source, sanitized)
+        if changed:
+            run.note = "; ".join(changed + ([run.note] if run.note else []))
         record(run.notebook, nb_id, student, self.workspace, run.note, writing=self.gradebook)
         return Graded(run, self.feedback.submit(autograded_path(self.workspace, student, nb_id), nb_id, student))
 
@@ -197,6 +200,26 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def notebooks_due(intake: Intake, nb_ids: list[str] | None) -> dict[str, set[str]]:
+    """The notebooks each student is graded on.
+
+    With ``nb_ids`` (the notebooks the class was given): those, for everyone. Otherwise
+    each student's own hand-ins, plus every notebook more than half of the class handed
+    in, which a student without it is reported as missing (a class handing in one
+    notebook each, not all the same, is not told it missed the others).
+    """
+    handed = {s: set(nbs) for s, nbs in intake.notebooks.items()}
+    for p in intake.problems:
+        if p.student and p.notebook:
+            handed.setdefault(p.student, set()).add(p.notebook)
+    students = intake.students
+    if nb_ids:
+        return {s: set(nb_ids) for s in students}
+    counts = Counter(nb for nbs in handed.values() for nb in nbs)
+    common = {nb for nb, n in counts.items() if n > len(students) / 2}
+    return {s: handed.get(s, set()) | common for s in students}
+
+
 def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None,
                 workers: int | None = None, settings: Settings | None = None) -> ClassResult:
     """Grade every submission found under ``submissions`` (a folder or a zip).
@@ -217,12 +240,16 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
     judging.ensure_secret(workspace)
     with tempfile.TemporaryDirectory(prefix="intake-", dir=workspace) as tmp:
         intake: Intake = collect(unpack(submissions, Path(tmp)), known)
-        wanted = nb_ids or sorted({nb for nbs in intake.notebooks.values() for nb in nbs}) or known
-        _register(wanted, workspace)
+        due = notebooks_due(intake, nb_ids)
+        wanted = sorted(set().union(*due.values())) or nb_ids or []
+        if wanted:
+            _register(wanted, workspace)
         problems = list(intake.problems)
         jobs = []
         for student in intake.students:
-            for nb_id in wanted:
+            if not due[student] and not any(p.student == student for p in intake.problems):
+                problems.append(Problem(student, "", "no notebook was handed in"))
+            for nb_id in sorted(due[student]):
                 source = intake.notebooks.get(student, {}).get(nb_id)
                 if source is not None:
                     jobs.append((student, nb_id, source))
@@ -232,8 +259,8 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
         graded: dict[tuple[str, str], Future] = {}  # each graded submission's feedback page
         seconds: dict[tuple[str, str], float] = {}
         workers = max(1, min(workers, len(jobs)))  # a sandbox and a renderer per worker: no idle ones
-        run_state = ClassRun(workspace, settings, wanted, workers)
-        with closing(run_state), ThreadPoolExecutor(max_workers=workers) as threads:
+        run_state = ClassRun(workspace, settings, wanted, workers) if jobs else None
+        with closing(run_state) if run_state else nullcontext(), ThreadPoolExecutor(max_workers=workers) as threads:
             futures = {threads.submit(run_state.grade, *job): job for job in jobs}
             for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook"):
                 student, nb_id, _ = futures[future]
@@ -253,7 +280,7 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                                         f"no feedback page: {_first_line(page.exception())}", nb_id))
 
     with Gradebook(_db_url(workspace), COURSE_ID) as gb:
-        rows = [row for student in intake.students for nb_id in wanted
+        rows = [row for student in intake.students for nb_id in sorted(due[student])
                 for row in _question_rows(gb, student, nb_id, (student, nb_id) in graded)]
     result = ClassResult(pd.DataFrame(rows, columns=COLUMNS), problems, workspace, seconds)
     (workspace / "problems.json").write_text(json.dumps([asdict(p) for p in problems], indent=1))

@@ -47,6 +47,7 @@ def configure(c: Config, workspace: Path | None = None, release_directory: Path 
         "nbgrader.preprocessors.ClearOutput",
         "nbgrader.preprocessors.DeduplicateIds",
         "autograder.preprocessors.ForgetBrokenMetadata",
+        "autograder.preprocessors.ForgetForeignCells",
         "nbgrader.preprocessors.OverwriteKernelspec",
         "nbgrader.preprocessors.OverwriteCells",
         "nbgrader.preprocessors.CheckCellMetadata",
@@ -67,7 +68,8 @@ def configure(c: Config, workspace: Path | None = None, release_directory: Path 
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
         "autograder.preprocessors.HideTestTracebacks",
-        "nbgrader.preprocessors.ClearHiddenTests",
+        "autograder.preprocessors.RedactHiddenTests",
+        "autograder.preprocessors.ClearTestCellsHiddenTests",
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     ]
     return c

@@ -7,22 +7,30 @@
   entry on a copied cell, on which its own OverwriteCells then fails for the
   whole notebook. A cell whose nbgrader metadata has no grade id becomes a
   plain cell; the original it was copied from is restored from the gradebook.
+- ForgetForeignCells: a cell pasted from another notebook keeps that notebook's
+  grade id (JupyterLab copies the metadata), which OverwriteCells cannot place and
+  fails on, for the whole notebook. Such a cell becomes a plain cell, with a note
+  in ``resources["nbgrader"]["notes"]``; the rest is graded as usual.
 - HideTestTracebacks: a traceback quotes the failing line of the test cell, and
   that line may be a hidden test. In feedback, a failing test cell keeps only the
   exception's type and message, and says "a hidden test failed" when the failing
   line lies in the hidden part.
+- RedactHiddenTests: no output of any cell may quote a line of hidden test code
+  (the grader never sends it to the kernel; this is the second line of defence).
+- ClearTestCellsHiddenTests: nbgrader's ClearHiddenTests, on test cells only: an
+  answer that quotes the hidden-test marker keeps its page.
 """
 from __future__ import annotations
 
 import re
 
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from traitlets import Unicode
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # IPython names the cell's own frame "Cell In[7], line 12" (older: "<ipython-input-7-...> in <module>\n---> 12").
-CELL_LINE = re.compile(r"(?:Cell In\s*\[\d*\],\s*line\s+(\d+))|(?:^-+>\s*(\d+))", re.MULTILINE)
+CELL_LINE = re.compile(r"(?:Cell In\s*\[(\d*)\],\s*line\s+(\d+))|(?:^-+>\s*(\d+))", re.MULTILINE)
 
 
 GRADER_ERRORS = {"NotRun", "CellTimeoutError", "NoReply"}
@@ -53,6 +61,29 @@ class ForgetBrokenMetadata(NbGraderPreprocessor):
         return cell, resources
 
 
+class ForgetForeignCells(NbGraderPreprocessor):
+    """Drop nbgrader metadata whose grade id this notebook's source does not have."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            source = gb.find_notebook(info["notebook"], info["assignment"])
+            self.known = {cell.name for cell in source.source_cells}
+        self.notes = info.setdefault("notes", [])
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.get("metadata", {})
+        grade_id = meta.get("nbgrader", {}).get("grade_id")
+        if grade_id and grade_id not in self.known:
+            del meta["nbgrader"]
+            self.notes.append(f"cell {index + 1} came from another notebook (grade id {grade_id!r}): "
+                              "graded as a plain cell")
+        return cell, resources
+
+
 def hidden_line_numbers(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> set[int]:
     """1-based line numbers of a cell's hidden-test region, delimiters included."""
     hidden, inside = set(), False
@@ -67,12 +98,14 @@ def hidden_line_numbers(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str
 
 
 def failing_cell_line(traceback_lines: list[str]) -> int | None:
-    """The line of the test cell itself where the error was raised, if the traceback says."""
+    """The line of the test cell itself where the error was raised, if the traceback says
+    (its innermost frame in the cell: a test cell runs inside a function of its own)."""
     text = ANSI.sub("", "\n".join(traceback_lines))
-    first_frame = CELL_LINE.search(text)
-    if not first_frame:
+    frames = list(CELL_LINE.finditer(text))
+    if not frames:
         return None
-    return int(first_frame.group(1) or first_frame.group(2))
+    own = [f for f in frames if f.group(1) == frames[0].group(1)]  # not the answer cells it called
+    return int(own[-1].group(2) or own[-1].group(3))
 
 
 class HideTestTracebacks(NbGraderPreprocessor):
@@ -97,3 +130,51 @@ class HideTestTracebacks(NbGraderPreprocessor):
                 summary = f"{ename}: {evalue}" if evalue else ename
             output["traceback"] = [summary]
         return cell, resources
+
+
+REDACTED = "[hidden test code]"
+MIN_REDACTED = 10  # shorter lines (a bracket, "x = 1") say nothing and appear everywhere
+
+
+class RedactHiddenTests(NbGraderPreprocessor):
+    """Cut every line of hidden test code out of every output (text, HTML, errors)."""
+
+    def preprocess(self, nb, resources):
+        hidden, visible = set(), set()
+        for cell in nb.cells:
+            secret = hidden_line_numbers(cell.source) if _is_test_cell(cell) else set()
+            for number, line in enumerate(cell.source.split("\n"), start=1):
+                (hidden if number in secret else visible).add(line.strip())
+        self.lines = sorted((line for line in hidden - visible if len(line) >= MIN_REDACTED), key=len, reverse=True)
+        self.lines += ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]
+        return super().preprocess(nb, resources)
+
+    def _redact(self, value):
+        if isinstance(value, str):
+            for line in self.lines:
+                value = value.replace(line, REDACTED)
+            return value
+        if isinstance(value, list):
+            return [self._redact(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._redact(v) for k, v in value.items()}
+        return value
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            for field in ("text", "evalue", "traceback"):
+                if field in output:
+                    output[field] = self._redact(output[field])
+            if "data" in output:
+                output["data"] = {mime: self._redact(v) if mime.startswith("text/") else v
+                                  for mime, v in output["data"].items()}
+        return cell, resources
+
+
+class ClearTestCellsHiddenTests(ClearHiddenTests):
+    """nbgrader's ClearHiddenTests for test cells; other cells are the student's text."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if not _is_test_cell(cell):
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)

@@ -6,17 +6,20 @@ with resource limits, a wall-clock limit and guaranteed clean-up.
 
 What the sandbox guarantees (bubblewrap mode, i.e. ``check_sandbox()`` is OK):
 
-* File system: everything is read-only except the submission's ``scratch`` folder,
-  which is also its HOME and working directory.  ``/tmp`` and ``/dev/shm`` are
-  private, size-capped tmpfs.  Each path in ``hide`` (solutions/, the grading
-  workspace with the gradebook and the other students' folders) is replaced by an
-  empty read-only tmpfs (a file: by a stand-in that cannot be opened), and so are
-  the places where secrets usually live: /root, /home, the invoking user's home, /run
-  (sockets such as docker.sock), /mnt, /media, and the kit's own ``.git`` (its history
-  holds the solutions).  The Python runtime (sys.prefix, sys.base_prefix), the kit's
-  checkout and ``scratch`` are mounted back where they sit under a hidden place (as
-  root, also under a folder the sandbox uid could not enter, e.g. a 0700 mkdtemp).
-  ``--new-session`` keeps the code away from the grader's terminal.
+* File system: an allow-list.  The sandbox starts from an empty, read-only root and
+  sees only: the system software (/usr and the /bin, /lib... links to it, and a few
+  /etc files programs read at start-up: the loader cache, time zone, hosts, fonts;
+  ``SYSTEM_PATHS``), the Python runtime (sys.prefix, sys.base_prefix, the
+  interpreter's folder), the kit's ``course_lib`` and ``autograder`` packages (not the
+  rest of its checkout: no solutions/, notebooks/, .git or workspace), the paths in
+  ``readonly_extra``, all read-only, and the submission's ``scratch`` folder, writable,
+  which is also its HOME and working directory.  ``/tmp`` and ``/dev/shm`` are private,
+  size-capped tmpfs; ``/proc`` shows only the sandbox's own processes; there is no
+  ``/sys``.  No home folder, class folder, other checkout or other user's file is there
+  unless it lies inside one of those paths.  Each path in ``hide`` is an empty
+  read-only mount wherever it lies (a file: a stand-in that cannot be opened), also
+  inside an allowed folder.  ``--new-session`` keeps the code away from the grader's
+  terminal.
 * No network: a new network namespace with only its own loopback (nbclient talks to
   the kernel over 127.0.0.1 inside it); the host's 127.0.0.1 services are not
   reachable.  New pid/ipc/uts (and cgroup, where possible) namespaces: the code sees
@@ -48,9 +51,9 @@ What it does NOT protect against (be honest with instructors):
   same uid as the worker in the sandbox, so that code can tamper with the worker (and
   with the notebook's outputs, as in any nbgrader set-up).  Treat the worker's stdout
   and files as untrusted data: parse them defensively, never execute them.
-* Reading world-readable files outside the hidden places (e.g. /etc/passwd, the kit's
-  public notebooks, /sys, other folders the caller did not pass in ``hide``), and
-  connecting to path-based Unix sockets outside /run and /tmp whose permissions allow it.
+* Reading what the allow-list holds: the system software under /usr, the Python
+  runtime and its packages, and course_lib (whose reference answers the judge guards,
+  see autograder/kernel_guard.py); /proc's system-wide files (cpuinfo, meminfo...).
 * Disk space: RLIMIT_FSIZE caps each file, not the number of files written to scratch.
 * CPU share: a submission may use every core until its wall-clock limit (no CPU quota).
 * Without a memory cgroup (e.g. as a normal user on most desktops) memory is capped per
@@ -101,8 +104,13 @@ INSTALL_HINT = (
 )
 # Environment variables copied from the grader's environment into the sandbox.
 PASSTHROUGH_ENV = ("COURSE_QUICK", "NBGRADER_EXECUTION", "TZ")
-# Where secrets usually live; hidden in every sandbox (missing ones are skipped).
-PRIVATE_PLACES = ("/root", "/home", "/run", "/mnt", "/media")
+# The host's system software and the few /etc files programs read at start-up; with
+# the Python runtime, the kit's own packages and the scratch folder, this is all a
+# sandbox sees of the host (missing paths are skipped).
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
+                "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/hosts", "/etc/nsswitch.conf",
+                "/etc/alternatives", "/etc/fonts")
+KIT_PATHS = (REPO_ROOT / "course_lib", REPO_ROOT / "autograder")
 # bwrap itself (outer process + pid 1 of the namespace) and the launcher count in the
 # pids cgroup; they are not the submission's.  pids.max gets one more as slack.
 _OVERHEAD_PIDS = 3
@@ -291,66 +299,46 @@ def _under(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == r or r in path.parents for r in roots)
 
 
-def _closed_ancestors(paths: Iterable[Path]) -> set[Path]:
-    """The topmost ancestor of each path that 'others' cannot enter (e.g. a 0700 home or
-    mkdtemp folder).  The dropped uid could not reach what is below it, so it is replaced
-    by a tmpfs in which bwrap recreates just the path to the mount (and opens it up)."""
-    closed = set()
-    for path in paths:
-        for anc in reversed(path.parents[:-1]):  # from the top, skipping "/"
-            try:
-                if not os.stat(anc).st_mode & 0o001:
-                    closed.add(anc)
-                    break
-            except OSError:
-                break
-    return closed
+def _system_mounts() -> list[tuple[str, list[str]]]:
+    """(path, bwrap options) for the host's system software: its folders read-only, its
+    top-level symlinks (/bin -> usr/bin on merged-/usr systems) as symlinks."""
+    mounts = []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):
+            mounts.append((path, ["--symlink", os.readlink(path), path]))
+        elif os.path.exists(path):
+            mounts.append((path, ["--ro-bind", path, path]))
+    return mounts
 
 
 def _mount_args(argv: Sequence[str], scratch: Path, hide: Iterable, readonly_extra: Iterable,
-                limits: Limits, version: tuple[int, ...], other_uid: bool) -> list[str]:
-    """The bwrap mount options, ordered so that deeper paths are mounted later.
+                limits: Limits, version: tuple[int, ...]) -> list[str]:
+    """The bwrap mount options: an empty root with only the allowed paths mounted in.
 
-    bwrap applies its options in order, so sorting by depth lets a hidden folder's
-    subfolder be exposed again (the scratch folder inside the hidden workspace, the
-    venv inside a hidden home), while an explicit hide always beats an automatic
-    exposure of the runtime.
+    bwrap applies its options in order, so they are sorted by depth: a hidden folder's
+    subfolder can be mounted again (the scratch folder inside the hidden workspace, the
+    Python runtime inside a hidden home), and a hidden folder inside an allowed one
+    covers it.  Explicitly hidden paths become empty read-only mounts wherever they are.
     """
     has_size = version >= (0, 7)
-    private = {_real(p) for p in [*PRIVATE_PLACES, Path.home()] if os.path.lexists(p) and str(p) != "/"}
-    explicit = {_real(p) for p in hide if os.path.lexists(p)}
-    extra = {_real(p) for p in readonly_extra if os.path.exists(p)}
     scratch = _real(scratch)
-    git = REPO_ROOT / ".git"
-    if git.exists():
-        explicit.add(_real(git))
-    hidden = private | explicit
-    # The Python runtime must stay visible even under an explicit hide; the kit's
-    # checkout (course_lib, autograder) only where the caller did not hide it.
-    runtime = {_real(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}}
-    runtime.add(_real(sys.executable).parent)
-    optional = {REPO_ROOT}
+    hidden = {_real(p) for p in hide if os.path.lexists(p)}
+    allowed = {_real(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}}
+    allowed.add(_real(sys.executable).parent)
+    allowed |= {_real(p) for p in KIT_PATHS if p.exists()}
+    allowed |= {_real(p) for p in readonly_extra if os.path.exists(p)}
     if argv and os.path.isabs(str(argv[0])) and os.path.exists(argv[0]):
-        optional.add(_real(argv[0]).parent)
-    if other_uid:
-        closed = _closed_ancestors(runtime | optional | extra | {scratch})
-        private |= {c for c in closed if not _under(c, hidden)}
-        hidden = private | explicit
-    # The private /tmp and /dev/shm cover whatever lay there too: a checkout or a
-    # virtual environment under /tmp (a CI clone, say) is mounted back read-only.
-    temp = {_real("/tmp"), _real("/dev/shm")}
-    expose = {p for p in runtime if _under(p, hidden | temp)}
-    expose |= {p for p in optional if _under(p, private | temp) and not _under(p, explicit)}
-    expose |= extra
-    # A folder inside another exposed folder is already there (unless hidden between).
-    expose = {p for p in expose if not any(q in p.parents and not any(
-        h in p.parents and q in h.parents for h in hidden) for q in expose)}
+        allowed.add(_real(argv[0]).parent)
+    system = _system_mounts()
+    on_system = {Path(path) for path, _ in system}
+    # A folder inside another allowed folder is there already (unless hidden between them).
+    allowed = {p for p in allowed if not _under(p, on_system) and not any(
+        q in p.parents and not any(h in p.parents and q in h.parents for h in hidden) for q in allowed)}
 
     size = lambda mb: ["--size", str(int(mb) << 20)] if has_size else []  # noqa: E731
-    ops: list[tuple[int, int, str, list[str]]] = []
-    tmp_mb = limits.tmp_mb
-    ops.append((2, 0, "/tmp", ["--perms", "1777", *size(tmp_mb), "--tmpfs", "/tmp"]))
-    ops.append((3, 0, "/dev/shm", ["--perms", "1777", *size(tmp_mb), "--tmpfs", "/dev/shm"]))
+    ops: list[tuple[int, int, str, list[str]]] = [(len(Path(path).parts), 0, path, opts) for path, opts in system]
+    ops.append((2, 0, "/tmp", ["--perms", "1777", *size(limits.tmp_mb), "--tmpfs", "/tmp"]))
+    ops.append((3, 0, "/dev/shm", ["--perms", "1777", *size(limits.tmp_mb), "--tmpfs", "/dev/shm"]))
     remount: list[str] = []
     for p in hidden:
         if p.is_dir():
@@ -358,32 +346,30 @@ def _mount_args(argv: Sequence[str], scratch: Path, hide: Iterable, readonly_ext
             remount.append(str(p))
         else:  # a file (e.g. gradebook.db): /dev/null on a nodev mount, so open() fails
             ops.append((len(p.parts), 0, str(p), ["--ro-bind", "/dev/null", str(p)]))
-    for p in expose:
+    for p in allowed:
         ops.append((len(p.parts), 1, str(p), ["--ro-bind", str(p), str(p)]))
     ops.append((len(scratch.parts), 2, str(scratch), ["--bind", str(scratch), str(scratch)]))
     ops.sort(key=lambda op: (op[0], op[1], op[2]))
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args = ["--dev", "/dev", "--proc", "/proc"]
     for *_, a in ops:
         args += a
-    # bwrap creates the missing parents of a mount point inside a tmpfs with mode 0700,
-    # which the dropped uid cannot cross: open up exactly those it created.
-    tmpfs_roots = {Path("/tmp"), Path("/dev/shm")} | {Path(r) for r in remount}
-    binds = set(expose) | {scratch}
+    # bwrap creates the missing parents of a mount point (in the empty root or a hidden
+    # tmpfs) with mode 0700, which the dropped uid cannot cross: open up exactly those.
+    binds = allowed | {scratch}
+    tmpfs_roots = {Path("/"), Path("/tmp"), Path("/dev/shm")} | {Path(p) for p in remount}
     chmods: set[Path] = set()
-    for target in binds:
+    for target in binds | on_system | {Path(p) for p in remount}:
         for parent in target.parents:
-            if parent in binds:
-                break  # a host folder: its subfolders exist already
-            if parent in tmpfs_roots:
-                chmods |= {q for q in target.parents if parent in q.parents}
-                break
+            if parent in binds or parent in tmpfs_roots:
+                break  # a host folder or a fresh tmpfs: it exists with its own mode
+            chmods.add(parent)
     for d in sorted(chmods, key=lambda q: len(q.parts)):
         args += ["--chmod", "0755", str(d)]
-    # A writable tmpfs over a hidden folder would be a RAM sink (as a normal user it
-    # belongs to the sandbox uid): make it read-only once every mount point below exists.
+    # Writable tmpfs would be RAM sinks (as a normal user they belong to the sandbox uid):
+    # the root and the hidden folders become read-only once every mount point exists.
     for p in sorted(remount):
         args += ["--remount-ro", p]
-    return args
+    return args + ["--remount-ro", "/"]
 
 
 def _build(argv: Sequence[str], *, scratch: Path, hide: Iterable, readonly_extra: Iterable,
@@ -414,7 +400,7 @@ def _build(argv: Sequence[str], *, scratch: Path, hide: Iterable, readonly_extra
         if version >= (0, 8):
             cmd += ["--disable-userns"]
     cmd += ["--hostname", "sandbox"]
-    cmd += _mount_args(argv, scratch, hide, readonly_extra, limits, version, other_uid=_is_root())
+    cmd += _mount_args(argv, scratch, hide, readonly_extra, limits, version)
     cmd += ["--chdir", str(scratch)]
     if version >= (0, 5):
         cmd += ["--clearenv"]  # the launcher sets the minimal environment itself
@@ -713,7 +699,7 @@ def run_sandboxed(argv: Sequence[str], *, scratch: Path, hide: Sequence[Path] = 
             fds["info_r"], fds["info_w"] = os.pipe()
             cmd = _build(argv, scratch=scratch, hide=hide, readonly_extra=readonly_extra, limits=limits,
                          env=env, status_fd=fds["status_w"], info_fd=fds["info_w"])
-            enforcement.append("bubblewrap: read-only /, private /tmp, hidden paths, "
+            enforcement.append("bubblewrap: allow-listed read-only file view, private /tmp, hidden paths, "
                                "new net/pid/ipc/uts namespaces")
             enforcement.append("identity: fresh unprivileged uid" if _is_root()
                                else "identity: own uid in a user namespace")

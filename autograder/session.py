@@ -128,12 +128,16 @@ class Session:
 
     # ------------------------------------------------------------------ one submission
     def execute(self, notebook: str, *, cell_timeout: int, skip_tag: str, wall_seconds: float,
-                env: dict, cap_kb: int = 1024) -> Outcome:
-        """Run ``notebook`` (a file in the scratch folder) and collect what it reported."""
+                env: dict, judged: dict[int, list[tuple[str, str]]], seed: int, cap_kb: int = 1024) -> Outcome:
+        """Run ``notebook`` (a file in the scratch folder) and collect what it reported.
+
+        ``judged``: the judged calls of each test cell; ``seed``: the student's judging
+        seed, on a line of its own that only the forked worker reads."""
         self._next_id += 1
         request = {"id": self._next_id, "notebook": notebook, "cell_timeout": cell_timeout,
-                   "skip_tag": skip_tag, "cap_kb": cap_kb, "wall_seconds": wall_seconds, "env": env}
-        os.write(self._write, (json.dumps(request) + "\n").encode())
+                   "skip_tag": skip_tag, "cap_kb": cap_kb, "wall_seconds": wall_seconds, "env": env,
+                   "judged": {str(i): pairs for i, pairs in judged.items()}}
+        os.write(self._write, (json.dumps(request) + "\n" + json.dumps({"seed": int(seed)}) + "\n").encode())
         collected: list[str] = []
         size, cap = 0, int(self.limits.output_mb * (1 << 20))
         deadline = time.monotonic() + wall_seconds + 15  # the server enforces the limit; this is our backstop

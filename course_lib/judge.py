@@ -1,14 +1,19 @@
-"""Hidden tests whose verdict is decided where the student's code has not run.
+"""Hidden tests: how each TODO function is judged, on inputs drawn from a seed.
 
-A test cell calls ``judge.check(key, answer)``. The case ``key`` (registered with
-:func:`case` in ``course_lib/cases/<module>.py``) builds argument tuples from a seed;
-the answer is called on them, its outputs are converted to plain numbers, shown as a
-record with the MIME type :data:`MIME`, and compared with the reference so the student
-gets a helpful message. The grader then compares each record again in its own process
-(autograder/judging.py), with a reference the student's code never touched, and fails
-the cell when a record is wrong or missing. Patching numpy, the assert helpers, this
-module or the course_lib reference inside the kernel therefore changes messages, not
-verdicts.
+A case, registered with :func:`case` in ``course_lib/cases/<module>.py`` under the key
+``"<module>.<function>"``, builds argument tuples from a seeded generator, says how one
+call is observed and how close the answer must come to the course_lib reference, and
+names the references an answer must not call. A hidden test cell reads
+
+    judge.check("nb04.soft_update", soft_update)
+
+Run by a student or a self-learner, :func:`check` compares the answer with the
+reference right there and says what differs. Under ``course grade`` the hidden part
+never reaches the student's kernel: the grader runs the same case itself (the
+answer's outputs come from a judged call in the kernel, see
+autograder/kernel_guard.py; the reference's outputs from the grader's own process),
+so nothing the student's code does to this module, numpy or the references changes
+a verdict.
 
     @case(reference=maddpg.soft_update, atol=1e-6)
     def soft_update(rng):           # key "nb04.soft_update"
@@ -18,20 +23,30 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 import zlib
-from contextlib import ExitStack
+from contextlib import contextmanager
 from dataclasses import dataclass
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from course_lib.checks import reference_disabled
-
-MIME = "application/vnd.marl-course.judge+json"
-SEED_ENV = "COURSE_JUDGE_SEED"  # set by the grader, per student; absent when students run tests
+MIME = "application/vnd.marl-course.judge+json"  # records of earlier kits; the grader drops them
 CASES_PACKAGE = "course_lib.cases"
+# Float answers are judged to the precision of float32 arithmetic unless a case says
+# otherwise: a task that does not ask for float64 must accept float32 answers.
+ATOL, RTOL = 1e-6, 1e-5
+
+
+def _blocked(*args, **kwargs):
+    # Swapped into a reference's __code__ while an answer is judged, so every name that
+    # refers to the reference (an alias bound earlier included) fails. No globals but
+    # builtins: it runs with the reference module's globals.
+    __import__("sys").audit("course.reference_called")
+    raise AssertionError("this answer calls the course_lib reference instead of implementing it")
+
+
+BLOCKED_CODE = _blocked.__code__
 
 
 @dataclass(frozen=True)
@@ -44,36 +59,61 @@ class Case:
     observe: Callable[[Callable, tuple], Any] | None
     atol: float
     rtol: float
-    forbid: tuple = ()  # (module, names) pairs an answer must not call: the references
+    forbid: tuple = ()  # (module or class, names) pairs an answer must not call: the references
+    describe: Callable[[tuple], str] | None = None  # one input in words
 
-    def outputs(self, func: Callable, seed: int) -> list:
-        """``func`` on freshly built inputs (so an answer that edits them in place harms no one)."""
-        rng = np.random.default_rng(case_seed(self.key, seed))
-        inputs = list(self.make_inputs(rng))
+    @property
+    def name(self) -> str:
+        return self.key.partition(".")[2]
+
+    def inputs(self, seed: int) -> list:
+        """Freshly built argument tuples for a student's seed (an answer that edits them in
+        place harms no one)."""
+        return self.draw(case_seed(self.key, seed))
+
+    def draw(self, seed: int) -> list:
+        """The argument tuples drawn from this case's own seed (see :func:`case_seed`)."""
+        inputs = list(self.make_inputs(np.random.default_rng(seed)))
         if not inputs:
             raise ValueError(f"case {self.key!r} built no inputs")
-        observe = self.observe or (lambda f, args: f(*args))
-        return [plain(observe(func, tuple(args))) for args in inputs]
+        return [tuple(args) for args in inputs]
+
+    def observed(self, func: Callable, args: tuple) -> Any:
+        """``func`` on one argument tuple, as plain numbers."""
+        return plain(self.observe(func, args) if self.observe else func(*args))
+
+    def outputs(self, func: Callable, seed: int) -> list:
+        return [self.observed(func, args) for args in self.inputs(seed)]
+
+    def forbidden(self) -> tuple[FunctionType, ...]:
+        """The reference functions an answer must not call, as function objects."""
+        return tuple(getattr(owner, name) for owner, names in self.forbid for name in names)
+
+    def words(self, args: tuple) -> str:
+        """One input in words, for a message a student can act on."""
+        return self.describe(args) if self.describe else ", ".join(summary(a) for a in args)
 
 
 _REGISTRY: dict[str, Case] = {}
 
 
-def case(reference: Callable, *, atol: float = 1e-6, rtol: float = 1e-5,
+def case(reference: Callable, *, atol: float = ATOL, rtol: float = RTOL,
          observe: Callable[[Callable, tuple], Any] | None = None,
-         forbid: Sequence[tuple[ModuleType, Sequence[str]]] = ()) -> Callable:
+         forbid: Sequence[tuple[ModuleType | type, Sequence[str]]] = (),
+         describe: Callable[[tuple], str] | None = None) -> Callable:
     """Register the decorated input builder as the case ``<module>.<function name>``.
 
     ``reference`` computes the expected outputs; ``observe(fn, args)`` turns one call
-    into the value compared (default ``fn(*args)``); while the answer runs, the
-    functions named in ``forbid`` (module, names) raise, so an answer that calls the
-    reference instead of implementing it fails.
+    into the value compared (default ``fn(*args)``); ``describe(args)`` says what an
+    input is, in words (default: a summary of the arguments). While the answer runs,
+    the functions named in ``forbid`` (module or class, names) raise, so an answer that
+    calls the reference instead of implementing it fails.
     """
 
     def register(make_inputs: Callable) -> Callable:
         key = f"{make_inputs.__module__.rsplit('.', 1)[-1]}.{make_inputs.__name__}"
-        blocked = tuple((module, tuple(names)) for module, names in forbid)
-        _REGISTRY[key] = Case(key, make_inputs, reference, observe, atol, rtol, blocked)
+        blocked = tuple((owner, tuple(names)) for owner, names in forbid)
+        _REGISTRY[key] = Case(key, make_inputs, reference, observe, atol, rtol, blocked, describe)
         return make_inputs
 
     return register
@@ -90,17 +130,32 @@ def lookup(key: str) -> Case:
     return _REGISTRY[key]
 
 
-def run_seed() -> int:
-    """The grader's seed for this student (0 when students run the tests themselves)."""
-    try:
-        return int(os.environ.get(SEED_ENV, "0"))
-    except ValueError:
-        return 0
+def registered() -> dict[str, Case]:
+    """Every case of the case modules imported so far, by key."""
+    return dict(_REGISTRY)
 
 
 def case_seed(key: str, seed: int) -> int:
-    """Each case gets its own inputs, and each student run its own draw."""
+    """Each case gets its own inputs, and each student its own draw."""
     return zlib.crc32(f"{seed}:{key}".encode())
+
+
+def summary(value: Any) -> str:
+    """A short description of one argument: shapes for arrays, values for small things."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (int, float)):
+        kind = "tensor" if hasattr(value, "detach") else "array"
+        return f"{kind} of shape {tuple(int(s) for s in shape)}" if len(shape) else f"{float(value):.6g}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (int, str, bool)) or value is None:
+        return repr(value)
+    if isinstance(value, (tuple, list)) and len(value) <= 6 and all(isinstance(v, (int, float)) for v in value):
+        return repr(tuple(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {summary(v)}" for k, v in value.items()) + "}"
+    name = getattr(value, "__name__", None)
+    return name if isinstance(name, str) else f"a {type(value).__name__}"
 
 
 def plain(value: Any) -> Any:
@@ -146,7 +201,7 @@ def difference(got: Any, want: Any, atol: float, rtol: float, where: str = "outp
         for i, (g, w) in enumerate(zip(got["values"], want["values"])):
             if not _close(g, w, atol, rtol):
                 index = tuple(int(j) for j in np.unravel_index(i, want["shape"])) if want["shape"] else ()
-                return f"{where}{list(index) if index else ''} is {_show(g)}, expected {_show(w)}"
+                return f"{where}{list(index) if index else ''} is {_values(g, w, atol, rtol)}"
         return None
     if isinstance(want, dict):
         if not isinstance(got, dict) or sorted(got) != sorted(want):
@@ -165,8 +220,13 @@ def difference(got: Any, want: Any, atol: float, rtol: float, where: str = "outp
     return None
 
 
-def _show(x: Any) -> str:
-    return f"{x:.6g}" if isinstance(x, float) else repr(x)
+def _values(got: Any, want: Any, atol: float, rtol: float) -> str:
+    """'<got>, expected <want>', with as many digits as it takes to see them differ."""
+    if not (isinstance(got, float) and isinstance(want, float)):
+        return f"{got!r}, expected {want!r}"
+    digits = next((d for d in range(6, 18) if f"{got:.{d}g}" != f"{want:.{d}g}"), 17)
+    allowed = atol + rtol * abs(want)
+    return f"{got:.{digits}g}, expected {want:.{digits}g} (off by {abs(got - want):.2g}; allowed {allowed:.2g})"
 
 
 def _close(got: Any, want: Any, atol: float, rtol: float) -> bool:
@@ -177,34 +237,60 @@ def _close(got: Any, want: Any, atol: float, rtol: float) -> bool:
     return abs(got - want) <= atol + rtol * abs(want)
 
 
-def verdict(key: str, seed: int, outputs: Any) -> str | None:
-    """Compare recorded ``outputs`` with the reference on the same inputs; None if right."""
-    current = lookup(key)
+def first_difference(current: Case, seed: int, outputs: Any) -> tuple[int, str] | None:
+    """(input number, what differs) for the first recorded output that is wrong; None if all match."""
     want = current.outputs(current.reference, seed)
     if not isinstance(outputs, list) or len(outputs) != len(want):
-        return f"expected {len(want)} recorded outputs"
+        return 0, f"expected {len(want)} recorded outputs"
     for i, (got, expected) in enumerate(zip(outputs, want)):
-        problem = difference(got, expected, current.atol, current.rtol, f"output {i + 1}")
+        problem = difference(got, expected, current.atol, current.rtol, "the output")
         if problem:
-            return problem
+            return i, problem
     return None
 
 
-def check(key: str, answer: Callable, name: str | None = None) -> None:
-    """Judge ``answer`` on case ``key``: record its outputs, and fail with a message if wrong."""
-    from IPython.display import display
+def verdict(key: str, seed: int, outputs: Any) -> str | None:
+    """Compare recorded ``outputs`` with the reference on the same inputs; None if right."""
+    current = lookup(key)
+    wrong = first_difference(current, seed, outputs)
+    if wrong is None:
+        return None
+    i, problem = wrong
+    return f"on test input {i + 1} ({current.words(current.inputs(seed)[i])}): {problem}"
 
+
+@contextmanager
+def references_blocked(functions: Sequence[FunctionType]):
+    """While inside, calling any of ``functions`` (under any name) raises an AssertionError."""
+    saved = [(f, f.__code__) for f in functions]
+    try:
+        for f, _ in saved:
+            f.__code__ = BLOCKED_CODE
+        yield
+    finally:
+        for f, code in saved:
+            f.__code__ = code
+
+
+def check(key: str, answer: Callable, name: str | None = None) -> None:
+    """Judge ``answer`` on case ``key`` with the reference at hand; fail with a message if wrong.
+
+    This is the self-check students and self-learners run (with fixed inputs); under
+    ``course grade`` the grader judges the answer itself and this function is not called.
+    """
     name = name or getattr(answer, "__name__", "the answer")
     current = lookup(key)
-    seed = run_seed()
-    want = current.outputs(current.reference, seed)
-    with ExitStack() as stack:
-        for module, names in current.forbid:
-            stack.enter_context(reference_disabled(module, *names))
-        got = current.outputs(answer, seed)
-    display({MIME: {"key": key, "seed": seed, "outputs": got},
-             "text/plain": f"[judged {key}]"}, raw=True)
+    want = current.outputs(current.reference, 0)
+    with references_blocked(current.forbidden()):
+        got = []
+        for i, args in enumerate(current.inputs(0)):
+            try:
+                got.append(current.observed(answer, args))
+            except Exception as exc:
+                raise AssertionError(f"`{name}` on test input {i + 1} ({current.words(args)}) raised "
+                                     f"{exc.__class__.__name__}: {exc}") from exc
     for i, (g, w) in enumerate(zip(got, want)):
-        problem = difference(g, w, current.atol, current.rtol, f"output {i + 1}")
+        problem = difference(g, w, current.atol, current.rtol, "the output")
         if problem:
-            raise AssertionError(f"`{name}` on test input {i + 1}: {problem}")
+            raise AssertionError(f"`{name}` on test input {i + 1} ({current.words(current.inputs(0)[i])}): "
+                                 f"{problem}")

@@ -26,6 +26,18 @@ def load_wrong_answers(nb_id: str):
     return module
 
 
+def load_right_answers(nb_id: str) -> dict[str, str]:
+    """RIGHT of tests/fixtures/right_answers/<nb_id>.py: correct answers written differently
+    from the reference (empty when the notebook has none)."""
+    path = FIXTURES / "right_answers" / f"{nb_id}.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"right_{nb_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.RIGHT
+
+
 def owned_tests(nb_id: str) -> dict[str, list[str]]:
     """answer grade_id -> the test cells that follow it in the source notebook."""
     owner, tests = None, {}

@@ -60,6 +60,25 @@ def with_cell_source(nb, grade_id, source):
     return nb
 
 
+PRINT_HISTORY = """
+print(In)
+print(_ih)
+import linecache
+print([''.join(entry[2]) for entry in linecache.cache.values() if len(entry) > 2])
+print(open('01_game_theory.ipynb').read())
+"""
+
+
+def with_foreign_cell(nb, other: str = "02_independent_learners"):
+    """A copy of another notebook's first answer cell, nbgrader metadata and all (as JupyterLab pastes it)."""
+    nb = copy.deepcopy(nb)
+    foreign = next(c for c in nbformat.read(release_notebook(other), as_version=4).cells if _meta(c).get("solution"))
+    foreign = copy.deepcopy(foreign)
+    foreign.id = "pasted-cell"
+    nb.cells.insert(len(nb.cells) // 2, foreign)
+    return nb
+
+
 def with_duplicated_cell(nb, grade_id, source):
     """A copy of the cell (same grade_id, as copy-paste makes it) with new source, put before it."""
     nb = copy.deepcopy(nb)
@@ -90,6 +109,11 @@ def fixtures():
         "edited_test_wrong": with_cell_source(wrong_first, first_test, "pass  # all good"),
         "duplicated_test_wrong": with_duplicated_cell(wrong_first, first_test, "pass"),
         "answer_raises": submission(NB, {**answers, first_answer: answers[first_answer] + "\nraise ValueError('unfinished')"}),
+        "prints_history": submission(NB, {**answers, autograded_answers(NB)[-1]:
+                                          answers[autograded_answers(NB)[-1]] + PRINT_HISTORY}),
+        "quotes_the_marker": submission(NB, {**answers, first_answer: "# ### BEGIN HIDDEN TESTS is where the grader "
+                                             "hides its tests\n" + answers[first_answer]}),
+        "pasted_foreign_cell": with_foreign_cell(perfect(NB)),
     }
     # two wrong answers, for the feedback test (failing hidden tests); tests/test_notebooks.py
     # checks every wrong answer loses points on its own question only
@@ -201,6 +225,29 @@ def test_feedback_never_shows_hidden_tests(graded):
         assert not leaked, f"{student}'s feedback shows hidden test code: {leaked[:3]}"
     # Failing hidden tests were reported, in one line, without their code.
     assert any("a hidden test failed" in text for text in texts.values())
+
+
+def test_printing_the_kernels_history_shows_no_hidden_test(graded):
+    """In, _ih, linecache and the notebook file in the kernel's folder hold no hidden test code."""
+    executed = nbformat.read(autograded_path(graded.workspace, "prints_history", NB), as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Self-check for best_response" in printed  # the history really was printed
+    leaked = [line for line in hidden_test_lines() if line in printed]
+    assert not leaked, leaked[:3]
+    assert (scores(graded, "prints_history") == max_scores(graded)).all()
+
+
+def test_an_answer_quoting_the_hidden_test_marker_keeps_its_page_and_points(graded):
+    assert (graded.feedback_dir / "quotes_the_marker" / NB / f"{NB}.html").exists()
+    assert not [p.reason for p in graded.problems if p.student == "quotes_the_marker"]
+    assert (scores(graded, "quotes_the_marker") == max_scores(graded)).all()
+
+
+def test_a_cell_pasted_from_another_notebook_costs_nothing_else(graded):
+    """Its foreign grade id is dropped with a note; the notebook is graded as usual."""
+    assert (scores(graded, "pasted_foreign_cell") == max_scores(graded)).all()
+    reasons = [p.reason for p in graded.problems if p.student == "pasted_foreign_cell"]
+    assert len(reasons) == 1 and "came from another notebook (grade id 'epsilon-greedy')" in reasons[0], reasons
 
 
 def test_unusable_submissions_are_reported_by_name_and_score_zero(graded):

@@ -8,7 +8,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder.intake import check_readable, collect, notebook_id_for, safe_student_id, unpack
+from autograder.cli import build_parser
+from autograder.grading import notebooks_due
+from autograder.intake import Intake, Problem, check_readable, collect, notebook_id_for, safe_student_id, unpack
 
 KNOWN = ["01_game_theory", "02_independent_learners"]
 
@@ -91,3 +93,32 @@ def test_old_nbformat_without_cell_ids_is_readable(tmp_path):
     path = tmp_path / "old.ipynb"
     path.write_text(json.dumps(nb))
     assert check_readable(path) is None
+
+
+def test_each_student_is_graded_on_what_they_handed_in_and_what_the_class_was_given():
+    """One notebook each, not the same: nobody misses the others. Most of the class handed
+    in 01: who did not, misses it. --notebooks: everyone, those."""
+    one_each = Intake({"ada": {"01_game_theory": "x"}, "ben": {"02_independent_learners": "y"}})
+    assert notebooks_due(one_each, None) == {"ada": {"01_game_theory"}, "ben": {"02_independent_learners"}}
+    most = Intake({"ada": {"01_game_theory": "x"}, "ben": {"01_game_theory": "y", "02_independent_learners": "z"},
+                   "cy": {}}, [Problem("dee", "01_game_theory.ipynb", "damaged", "01_game_theory")])
+    assert notebooks_due(most, None) == {"ada": {"01_game_theory"}, "ben": {"01_game_theory", "02_independent_learners"},
+                                         "cy": {"01_game_theory"}, "dee": {"01_game_theory"}}
+    assert notebooks_due(one_each, ["01_game_theory"]) == {"ada": {"01_game_theory"}, "ben": {"01_game_theory"}}
+
+
+def test_a_class_that_handed_in_nothing_is_told_so(tmp_path):
+    from autograder.grading import grade_class
+
+    (tmp_path / "class" / "ada").mkdir(parents=True)
+    (tmp_path / "class" / "ada" / "notes.txt").write_text("forgot the notebook")
+    result = grade_class(tmp_path / "class", tmp_path / "ws")
+    assert [(p.student, p.reason) for p in result.problems] == [("ada", "no notebook was handed in")]
+
+
+def test_the_workspace_may_follow_the_command():
+    """`course grade DIR --workspace WS`, as the README shows it, and before the command as well."""
+    parser = build_parser()
+    assert parser.parse_args(["grade", "class", "--workspace", "ws"]).workspace == "ws"
+    assert parser.parse_args(["--workspace", "ws", "grade", "class"]).workspace == "ws"
+    assert parser.parse_args(["grade", "class"]).workspace is None

@@ -2,8 +2,10 @@
 
 For each notebook one class is graded: the reference solution itself, a perfect
 submission (the release with the reference answers), the untouched release, and one
-submission per known-wrong answer in tests/fixtures/wrong_answers/<notebook>.py.
-The solution and the perfect submission earn every autograded point, the release
+submission per known-wrong answer in tests/fixtures/wrong_answers/<notebook>.py, and
+one per right answer written differently from the reference in
+tests/fixtures/right_answers/<notebook>.py (where there is one). The solution, the
+perfect submission and every right answer earn every autograded point, the release
 none, and each wrong answer loses points on exactly its own question.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from nbclient import NotebookClient
 from autograder.grading import grade_class
 from autograder.layout import notebook_ids, release_notebook, source_notebook
 from autograder.sample_class import answer_cells, perfect, submission
-from conftest import FIXTURES, load_wrong_answers, owned_tests
+from conftest import FIXTURES, load_right_answers, load_wrong_answers, owned_tests
 
 pytestmark = pytest.mark.grading
 
@@ -55,6 +57,8 @@ def graded(request, tmp_path_factory):
     notebooks = {"perfect": perfect(nb_id), "blank": nbformat.read(release_notebook(nb_id), as_version=4)}
     notebooks.update({f"wrong_{gid}": submission(nb_id, {**answer_cells(nb_id), gid: src})
                       for gid, src in wrong.items()})
+    notebooks.update({f"right_{gid}": submission(nb_id, {**answer_cells(nb_id), gid: src})
+                      for gid, src in load_right_answers(nb_id).items()})
     for student, nb in notebooks.items():
         (root / student).mkdir()
         nbformat.write(nb, root / student / f"{nb_id}.ipynb")
@@ -90,3 +94,12 @@ def test_each_wrong_answer_loses_points_on_its_own_question_only(graded):
         assert (got[own] < full[own]).all(), f"{nb_id}: wrong {gid} kept its points on {own}"
         others = got.drop(own)
         assert (others == full.drop(own)).all(), f"{nb_id}: wrong {gid} lost points elsewhere:\n{others}"
+
+
+def test_right_answers_written_differently_keep_every_point(graded):
+    """Float32 arithmetic where the task allows it, helpers named like a test's own variables."""
+    nb_id, _, result = graded
+    full = auto(result, "perfect").max_score
+    for gid in load_right_answers(nb_id):
+        got = auto(result, f"right_{gid}").score
+        assert (got == full).all(), f"{nb_id}: the right answer {gid} lost points:\n{got[got < full]}"

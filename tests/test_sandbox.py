@@ -87,11 +87,14 @@ def test_check_sandbox_reports_a_reason():
 def test_command_line_has_the_isolation(scratch, course):
     cmd = sandbox_command([PY, "-c", "pass"], scratch=scratch, hide=[course / "solutions"], limits=Limits())
     joined = " ".join(cmd)
-    for flag in ("--die-with-parent", "--new-session", "--clearenv", "--unshare-pid", "--ro-bind / /",
+    venv = Path(os.path.realpath(sys.prefix))
+    for flag in ("--die-with-parent", "--new-session", "--clearenv", "--unshare-pid", f"--ro-bind {venv} {venv}",
+                 f"--ro-bind {REPO_ROOT / 'course_lib'} {REPO_ROOT / 'course_lib'}", "--remount-ro /",
                  "--dev /dev", "--proc /proc", "--tmpfs /tmp", f"--tmpfs {course / 'solutions'}",
                  f"--bind {scratch} {scratch}", f"--chdir {scratch}"):
         assert flag in joined
     assert "--unshare-net" in cmd or "--unshare-all" in cmd
+    assert "--ro-bind / /" not in joined  # an allow-list: the host's root is not mounted
 
 
 @needs_bwrap
@@ -280,16 +283,55 @@ def test_hidden_paths_are_invisible(course):
             f"out['submitted_dir'] = os.listdir({str(ws / 'submitted')!r})\n"
             "open('mine.txt', 'w').write('ok')\n"
             "print(json.dumps(out))\n")
-    r = run(code, scratch, hide=[course / "solutions", ws, ws / "gradebook.db"])
+    r = run_sandboxed([PY, "-c", code], scratch=scratch, hide=[course / "solutions", ws, ws / "gradebook.db"],
+                      readonly_extra=[course / "public.txt"], limits=QUICK)
     assert r.returncode == 0, r
     out = json.loads(r.stdout)
     assert out[str(course / "solutions" / "answers.py")] == "FileNotFoundError"
     assert out[str(ws / "gradebook.db")] in ("FileNotFoundError", "PermissionError")
     assert out[str(ws / "submitted" / "bob" / "ps1" / "ps1.ipynb")] == "FileNotFoundError"
     assert out["solutions_dir"] == [] and out["submitted_dir"] == ["alice"]
-    assert out[str(course / "public.txt")] == "public"  # not hidden: readable, not writable
+    assert out[str(course / "public.txt")] == "public"  # allowed explicitly: readable, not writable
     assert (scratch / "mine.txt").read_text() == "ok"
     assert "SECRET" not in r.stdout
+
+
+@needs_bwrap
+def test_nothing_outside_the_allow_list_is_visible(scratch, course):
+    """A submission searching the machine finds the runtime, course_lib and its own
+    scratch folder: no class folder (peers' notebooks), no other checkout, no home
+    folder, no solutions anywhere, and no other process of the host."""
+    peers = course / "class" / "bob"
+    peers.mkdir(parents=True)
+    (peers / "01_game_theory.ipynb").write_text('{"cells": []}  BOB_SECRET')
+    checkout = course / "other-checkout" / "solutions" / "01_game_theory"
+    checkout.mkdir(parents=True)
+    (checkout / "01_game_theory.ipynb").write_text("BEGIN SOLUTION CHECKOUT_SECRET")
+    runtime = tuple({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)})  # its packages' own files
+    code = ("import os, json\nfound, readable = [], {}\n"
+            "for top, dirs, files in os.walk('/'):\n"
+            f"    if top.startswith(('/proc', '/dev', '/usr') + {runtime!r}):\n"
+            "        dirs[:] = []\n"
+            "        continue\n"
+            "    found += [os.path.join(top, f) for f in files if f.endswith('.ipynb') or 'solution' in f]\n"
+            "    found += [os.path.join(top, d) for d in dirs if d in ('solutions', 'notebooks', '.git', 'class')]\n"
+            f"for p in {[str(peers / '01_game_theory.ipynb'), str(checkout / '01_game_theory.ipynb'), str(REPO_ROOT / 'solutions'), str(REPO_ROOT / 'notebooks'), '/home', '/root', '/etc/passwd', '/etc/shadow']!r}:\n"
+            "    try: readable[p] = sorted(os.listdir(p)) if os.path.isdir(p) else open(p).read()[:40]\n"
+            "    except OSError as e: readable[p] = type(e).__name__\n"
+            "procs = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+            "print(json.dumps({'found': found, 'readable': readable, 'procs': procs}))\n")
+    r = run(code, scratch)
+    assert r.returncode == 0, r
+    out = json.loads(r.stdout)
+    assert out["found"] == [], out["found"]
+    readable = out["readable"]
+    for path in (peers / "01_game_theory.ipynb", checkout / "01_game_theory.ipynb", REPO_ROOT / "solutions",
+                 REPO_ROOT / "notebooks", "/home", "/etc/passwd", "/etc/shadow"):
+        assert readable[str(path)] == "FileNotFoundError", (path, readable[str(path)])
+    runtime = [p for p in (sys.prefix, sys.base_prefix) if os.path.realpath(p).startswith("/root/")]
+    assert readable["/root"] in ("FileNotFoundError", [".pyenv"] if runtime else []), readable["/root"]
+    assert "SECRET" not in r.stdout
+    assert len(out["procs"]) <= 3, out["procs"]  # bwrap's init, the launcher, this program
 
 
 @needs_bwrap

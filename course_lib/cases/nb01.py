@@ -27,12 +27,22 @@ def _sorted_actions(value, name: str) -> np.ndarray:
     return np.sort(actions)
 
 
+def _game(payoffs) -> str:
+    return f"a {payoffs.ndim - 1}-player game with payoffs of shape {payoffs.shape}"
+
+
+def _describe_best_response(args) -> str:
+    payoffs, player, profile = args
+    return f"{_game(payoffs)}, player {player}, profile {profile}"
+
+
 def _observe_best_response(fn, args):
     payoffs, player, profile = args
     return _sorted_actions(fn(payoffs, player, profile), "best_response")
 
 
-@case(reference=games.best_response, atol=1e-9, rtol=0.0, observe=_observe_best_response, forbid=SOLVERS)
+@case(reference=games.best_response, atol=1e-9, rtol=0.0, observe=_observe_best_response, forbid=SOLVERS,
+      describe=_describe_best_response)
 def best_response(rng):
     """(payoffs, player, profile): 2x2 to 4-player games, every player, random profiles."""
     inputs = []
@@ -53,7 +63,7 @@ def _observe_profiles(name):
 
 
 @case(reference=games.pure_nash_equilibria, atol=1e-9, rtol=0.0,
-      observe=_observe_profiles("pure_nash_equilibria"), forbid=SOLVERS)
+      observe=_observe_profiles("pure_nash_equilibria"), forbid=SOLVERS, describe=lambda args: _game(args[0]))
 def pure_nash_equilibria(rng):
     """(payoffs,): random games with 2 to 4 players, plus common-payoff games full of ties."""
     inputs = []
@@ -65,7 +75,7 @@ def pure_nash_equilibria(rng):
 
 
 @case(reference=games.pareto_optimal, atol=1e-9, rtol=0.0,
-      observe=_observe_profiles("pareto_optimal"), forbid=SOLVERS)
+      observe=_observe_profiles("pareto_optimal"), forbid=SOLVERS, describe=lambda args: _game(args[0]))
 def pareto_optimal(rng):
     """(payoffs,): payoffs in {0, 1, 2} (ties, duplicate payoff vectors) and real-valued ones."""
     inputs = []
@@ -86,7 +96,8 @@ def _observe_survivors(fn, args):
     return [_sorted_actions(s, "iterated_elimination (per player)") for s in per_player]
 
 
-@case(reference=games.iterated_elimination, atol=1e-9, rtol=0.0, observe=_observe_survivors, forbid=SOLVERS)
+@case(reference=games.iterated_elimination, atol=1e-9, rtol=0.0, observe=_observe_survivors, forbid=SOLVERS,
+      describe=lambda args: _game(args[0]))
 def iterated_elimination(rng):
     """(payoffs,): 2- and 3-player games where action-dependent bonuses make (iterated) dominance common."""
     inputs = []
@@ -132,7 +143,8 @@ def _clear_case(payoffs: np.ndarray) -> bool | None:
     return bool(0 < p < 1 and 0 < q < 1)
 
 
-@case(reference=games.mixed_equilibrium_2x2, atol=1e-6, rtol=0.0, observe=_observe_mixed, forbid=SOLVERS)
+@case(reference=games.mixed_equilibrium_2x2, observe=_observe_mixed, forbid=SOLVERS,
+      describe=lambda args: f"the 2x2 game with payoffs {args[0].tolist()}")
 def mixed_equilibrium_2x2(rng):
     """(payoffs,): random 2x2 games, at least 15 with a fully mixed equilibrium and 10 without."""
     mixed, pure = [], []

