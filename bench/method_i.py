@@ -98,7 +98,7 @@ def _mpe2_return(policy, continuous: bool, episodes: int) -> float:
 def baselines(episodes: int) -> dict[str, float]:
     _setup()
     from course_lib.envs.mpe import make_mpe2_simple_spread
-    from course_lib.envs.mpe_policies import make_policy
+    from course_lib.envs.policies import make_policy
 
     out = {}
     for actions in ("discrete", "continuous"):

@@ -1,1 +1,25 @@
-"""Reference algorithms of the course, one module per family (iql, qmix, ...)."""
+"""Reference algorithms of the course, one module per family (iql, idqn, qmix, maddpg, ...).
+
+:data:`LEARNERS` names every learner of the one learning API
+(:mod:`course_lib.learning`); :func:`learner` imports one by name (the ``course train``
+command and checkpoints use these names).
+"""
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["LEARNERS", "learner"]
+
+#: learner name -> "module:Class" (imported on first use, so this package stays light)
+LEARNERS = {
+    "idqn": "course_lib.algos.idqn:IDQN",
+}
+
+
+def learner(name: str):
+    """The :class:`course_lib.learning.Learner` subclass called ``name``."""
+    try:
+        module, cls = LEARNERS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; the algorithms are: {', '.join(sorted(LEARNERS))}") from None
+    return getattr(importlib.import_module(module), cls)

@@ -443,7 +443,7 @@ def _learners(env) -> list[int]:
 def _opponent(env, spec: Any, seed: int):
     if spec is None or callable(spec):
         return spec
-    from course_lib.envs.mpe_policies import make_policy
+    from course_lib.envs.policies import make_policy
 
     return make_policy(str(spec), env, seed=seed)
 
@@ -717,7 +717,7 @@ def reference_returns(task: str = "simple_spread_v3", episodes: int = 100, seed:
     of ``task`` -- the floor and ceiling lines of the learning curves -- as
     ``{kind: Evaluation}``; ``on="mpe2"`` runs mpe2 itself, ``"twin"`` the same episodes
     on the twin.  On simple_tag the prey plays ``opponent`` in every line."""
-    from course_lib.envs.mpe_policies import make_policy
+    from course_lib.envs.policies import make_policy
 
     env = make_env(task, min(int(episodes), 100), continuous)
     learners = _learners(env)
