@@ -63,6 +63,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.nets import AgentLinear
+
 __all__ = [
     "gumbel_softmax_st",
     "critic_td_target",
@@ -163,19 +165,6 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 # =============================================================================
 # 2. Networks
 # =============================================================================
-class _AgentLinear(nn.Module):
-    """N independent linear layers applied at once: ``[..., N, in] -> [..., N, out]``."""
-
-    def __init__(self, num_agents: int, in_dim: int, out_dim: int):
-        super().__init__()
-        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default initialisation, per agent
-        self.weight = nn.Parameter(torch.empty(num_agents, in_dim, out_dim).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(num_agents, out_dim).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
-
-
 class MultiAgentMLP(nn.Module):
     """One MLP per agent, applied to ``x [..., N, in_dim]`` -> ``[..., N, out_dim]``.
 
@@ -189,7 +178,7 @@ class MultiAgentMLP(nn.Module):
         super().__init__()
         self.num_agents, self.shared = int(num_agents), bool(shared)
         sizes = [int(in_dim) + (self.num_agents if shared else 0), *map(int, hidden), int(out_dim)]
-        layer = (lambda i, o: nn.Linear(i, o)) if shared else (lambda i, o: _AgentLinear(self.num_agents, i, o))
+        layer = (lambda i, o: nn.Linear(i, o)) if shared else (lambda i, o: AgentLinear(self.num_agents, i, o, init="uniform"))
         self.layers = nn.ModuleList(layer(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ Read top to bottom:
 3. networks -- :class:`ActorCritic`: per agent an encoder ``f(o) -> m`` (the latent),
    a policy head and a value head on ``m``; either one set of weights per agent
    (independent) or one set shared by the group (with a one-hot agent id), all agents
-   in one batched matmul (:class:`AgentLinear`).  Discrete actions use a categorical
+   in one batched matmul (:class:`course_lib.nets.AgentLinear`).  Discrete actions use a categorical
    head; continuous ones a Gaussian whose log-std is a state-independent parameter,
    kept in ``log_std_bounds`` by projection after every optimiser step;
 4. :class:`PPOAgent` -- a group's network with ``act(obs)``, usable as a frozen policy
@@ -62,12 +62,13 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from course_lib.nets import AgentLinear, from_major, to_major
+
 __all__ = [
     "gae",
     "clipped_surrogate",
     "Group",
     "groups_of",
-    "AgentLinear",
     "ActorCritic",
     "PPOAgent",
     "TeamPolicy",
@@ -183,45 +184,6 @@ def groups_of(env: Any, split: Mapping[str, Sequence[int]] | None = None) -> lis
 # =============================================================================
 # 3. Networks
 # =============================================================================
-class AgentLinear(nn.Module):
-    """``n`` independent linear layers in one batched op (``n = 1``: one layer shared by
-    every agent).
-
-    ``forward(x [..., n, in])`` is the public layout; :meth:`major` takes agent-major
-    ``x [n, M, in]`` (for ``n = 1``: ``[k, M, in]``, any ``k``), the layout training uses:
-    contiguous per agent, so the matmuls of the backward pass stay fast.
-    """
-
-    def __init__(self, n: int, in_dim: int, out_dim: int, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.n = int(n)
-        weight = torch.empty(self.n, in_dim, out_dim)
-        for w in weight:  # orthogonal init per agent (CleanRL's PPO init)
-            nn.init.orthogonal_(w, gain)
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(torch.zeros(self.n, out_dim))
-
-    def major(self, x: torch.Tensor) -> torch.Tensor:
-        if self.n == 1:
-            return x @ self.weight[0] + self.bias[0]
-        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.n == 1:
-            return x @ self.weight[0] + self.bias[0]
-        return from_major(self.major(to_major(x)), x.shape[:-2])
-
-
-def to_major(x: torch.Tensor) -> torch.Tensor:
-    """``[..., n, d]`` -> agent-major ``[n, M, d]`` (contiguous; M = the product of ``...``)."""
-    return x.reshape(-1, x.shape[-2], x.shape[-1]).transpose(0, 1).contiguous()
-
-
-def from_major(x: torch.Tensor, lead: Sequence[int]) -> torch.Tensor:
-    """Agent-major ``[n, M, ...]`` -> ``[*lead, n, ...]`` (a view)."""
-    return x.transpose(0, 1).reshape(*lead, *x.shape[:1], *x.shape[2:])
-
-
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
