@@ -42,7 +42,7 @@ import numpy as np
 
 from course_lib.policy import Policy as BasePolicy
 
-from .base import BatchedEnv, CourseParallelEnv, make_rng
+from .base import BatchedEnv, CoreBatchedEnv, CourseParallelEnv, make_rng
 from .gridworld import GridWorldCore
 from .levers import LeversCore
 from .matrix_games import MatrixGameCore, TwoStepCore
@@ -71,7 +71,7 @@ class Policy(BasePolicy):
     name = "policy"
 
     def __init__(self, env: Any, seed: int | None = None):
-        if not isinstance(env, (CourseParallelEnv, BatchedEnv)):
+        if not isinstance(env, (CourseParallelEnv, CoreBatchedEnv)):
             raise TypeError(
                 f"reference policies work with course_lib.envs environments; got {type(env).__name__}"
             )
