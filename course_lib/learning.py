@@ -235,6 +235,11 @@ def _atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        with open(tmp, "rb+") as f:  # on disk before the rename, or a power cut can leave an empty file
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the run unreadable to others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -260,9 +265,6 @@ def save(learner: Learner, directory: "str | Path") -> Path:
 
 
 def _read(directory: "str | Path") -> dict:
-    import pickle
-    import zipfile
-
     import torch
 
     path = Path(directory) / CHECKPOINT
@@ -272,8 +274,7 @@ def _read(directory: "str | Path") -> dict:
         raise CheckpointError(f"{directory} holds no {CHECKPOINT} (not a run folder, or never saved)")
     try:
         state = torch.load(path, weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, AttributeError,
-            ModuleNotFoundError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways (OSError, EOFError, ...)
         raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc}); it is damaged or "
                               "was written by another version of course_lib") from None
     if not isinstance(state, dict) or "meta" not in state or "learner" not in state:
@@ -325,14 +326,13 @@ def train(learner_cls: type, task: "str | Task", config: Any = None, parts: Any 
     folder to continue from (same algorithm, task and config, except ``total_steps``,
     which may grow); the continued run equals the uninterrupted one on the CPU.
     ``out``: folder for checkpoints, written every ``save_every`` steps, at the end, and
-    on Ctrl-C (then the interrupt goes on).  ``progress``: a tqdm bar.
+    on Ctrl-C (the running iteration finishes first, so the saved state resumes exactly;
+    then the interrupt goes on).  ``progress``: a tqdm bar.
     """
     from tqdm.auto import tqdm
 
     task = make_task(task)
-    if config is None:
-        config = learner_cls.Config()
-    if not isinstance(config, learner_cls.Config):
+    if config is not None and not isinstance(config, learner_cls.Config):
         raise TypeError(f"{learner_cls.name} takes a {learner_cls.Config.__qualname__}, "
                         f"got {type(config).__name__}")
     if resume is not None:
@@ -340,40 +340,89 @@ def train(learner_cls: type, task: "str | Task", config: Any = None, parts: Any 
         learner = run.learner
         if learner.task != task:
             raise CheckpointError(f"{resume} was trained on {learner.task}, not {task}")
+        if config is None:  # no config given: the checkpoint's own
+            config = learner.config
         diff = _differences(learner.config, config, ignore=("total_steps",))
         if diff:
             raise CheckpointError(f"{resume} was trained with another config: " + "; ".join(diff))
         learner.config = dataclasses.replace(learner.config, total_steps=config.total_steps)
     else:
-        learner = learner_cls(task, config, make_parts(learner_cls.Parts, parts))
+        learner = learner_cls(task, learner_cls.Config() if config is None else config,
+                              make_parts(learner_cls.Parts, parts))
     out = Path(out) if out is not None else None
     bar = tqdm(total=learner.total_steps, initial=learner.step, desc=f"{learner.name} on {task}",
                disable=not progress, mininterval=1.0, unit="step", unit_scale=True)
     next_save = (learner.step // save_every + 1) * save_every if save_every else None
+    ctrl_c = _CtrlC(bar, enabled=out is not None)
     try:
-        while not learner.done:
-            before, start = learner.step, time.perf_counter()
-            learner.iterate()
-            learner.wall_s += time.perf_counter() - start
-            if learner.step == before:
-                raise RuntimeError(f"{learner.name}.iterate() made no progress at step {before}")
-            bar.update(learner.step - before)
-            if learner.rows:
-                last = learner.rows[-1]
-                shown = {k: f"{last[k]:.3g}" for k in ("train_return", "eval_return")
-                         if np.isfinite(last.get(k, np.nan))}
-                bar.set_postfix(shown, refresh=False)
-            if out is not None and next_save is not None and learner.step >= next_save:
-                save(learner, out)
-                next_save = (learner.step // save_every + 1) * save_every
+        with ctrl_c:
+            _loop(learner, bar, out, save_every, next_save, ctrl_c)
     except KeyboardInterrupt:
-        if out is not None:
+        if out is not None and not ctrl_c.forced:
             save(learner, out)
-            bar.write(f"interrupted at step {learner.step:,}: saved to {out} (resume with resume={str(out)!r})")
+            note = "" if ctrl_c.pending else (" (inside an iteration: the state saved is the one at the interruption, "
+                                              "and a resumed run may differ from an uninterrupted one)")
+            bar.write(f"interrupted at step {learner.step:,}: saved to {out}{note} "
+                      f"(resume with resume={str(out)!r})")
         raise
     finally:
         bar.close()
     if out is not None:
         save(learner, out)
     return Run(learner)
+
+
+def _loop(learner: Learner, bar, out: "Path | None", save_every: int | None, next_save: int | None,
+          ctrl_c: "_CtrlC") -> None:
+    """Iterate until done: progress bar, periodic checkpoints, a deferred Ctrl-C."""
+    while not learner.done:
+        before, start = learner.step, time.perf_counter()
+        learner.iterate()
+        learner.wall_s += time.perf_counter() - start
+        if learner.step == before:
+            raise RuntimeError(f"{learner.name}.iterate() made no progress at step {before}")
+        bar.update(learner.step - before)
+        if learner.rows:
+            last = learner.rows[-1]
+            shown = {k: f"{last[k]:.3g}" for k in ("train_return", "eval_return")
+                     if np.isfinite(last.get(k, np.nan))}
+            bar.set_postfix(shown, refresh=False)
+        if out is not None and next_save is not None and learner.step >= next_save:
+            save(learner, out)
+            next_save = (learner.step // save_every + 1) * save_every
+        if ctrl_c.pending:
+            raise KeyboardInterrupt
+
+
+class _CtrlC:
+    """While training with checkpoints, Ctrl-C (SIGINT) lets the running ``iterate()``
+    finish, so the checkpoint the driver writes is a state between two iterations (a
+    state saved in the middle of one would resume differently).  A second Ctrl-C stops
+    at once, without saving.  Only in the main thread, over Python's default handler."""
+
+    def __init__(self, bar, enabled: bool = True):
+        self.bar, self.enabled, self.pending, self.forced, self._old = bar, enabled, False, False, None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if (self.enabled and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.pending:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.pending = True
+        self.bar.write("Ctrl-C: stopping after this iteration to save a checkpoint (Ctrl-C again: stop now, no save)")
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
 
