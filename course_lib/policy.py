@@ -9,7 +9,8 @@ environment APIs of the course:
 * PettingZoo: ``policy({agent: obs}, infos) -> {agent: action}``, one environment
   (a ``ParallelEnv`` of ``course_lib.envs`` or mpe2's own).
 
-``policy(x)`` picks the API from its argument.  Recurrent policies keep their memory
+``policy(x)`` picks the API from its argument.  Policies that communicate may also
+say who listens to whom (:meth:`Policy.links`), which episode animations draw.  Recurrent policies keep their memory
 between calls and clear it in :meth:`Policy.reset` (called by the evaluator at the
 start of every batch of episodes) and where ``info["done"]`` says an episode ended.
 
@@ -79,6 +80,15 @@ class Policy:
 
     def reset(self, num_envs: int) -> None:
         """Start new episodes in ``num_envs`` environments (recurrent policies clear their memory)."""
+
+    def links(self, obs: np.ndarray, info: dict | None = None) -> np.ndarray | None:
+        """Optional: who listens to whom when acting on ``obs`` ``[B, N, D]``, for drawing.
+
+        Weights ``[B, N, N]`` (row i: how much agent i takes from agent j, e.g. TarMAC's
+        attention or CommNet's averaging), or None (the default: nothing to draw).  Called
+        by :mod:`course_lib.render` right after :meth:`act` on the same observations, so a
+        policy may return what that call computed."""
+        return None
 
     def __call__(self, obs: Any, info: Any = None, greedy: bool = True) -> Any:
         if isinstance(obs, dict):
