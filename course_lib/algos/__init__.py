@@ -13,6 +13,7 @@ __all__ = ["LEARNERS", "learner"]
 #: learner name -> "module:Class" (imported on first use, so this package stays light)
 LEARNERS = {
     "idqn": "course_lib.algos.idqn:IDQN",
+    "fictitious_play": "course_lib.selfplay.fictitious:FictitiousPlay",
 }
 
 

@@ -1,30 +1,50 @@
 """Exploitability, fictitious play and naive self-play in two-player matrix games.
 
-Taught in notebooks/08_self_play (students write :func:`exploitability`,
-:func:`best_response` and :func:`update_average`).
+Taught in notebooks/08_self_play, where students write the three parts the loop calls::
+
+    x_t = best_response(A, ybar_{t-1}),  y_t = best_response(B.T, xbar_{t-1})   # fictitious play
+    x_t = best_response(A, y_{t-1}),     y_t = best_response(B.T, x_{t-1})      # naive self-play
+    xbar_t = update_average(xbar_{t-1}, x_t, t)                                # mean of x_0 .. x_t
+    exploitability(A, xbar_t, ybar_t) = (max_i (A ybar)_i - min_j (xbar A)_j) / 2  # logged every round
+
+(``best_response`` here answers a *mixed* strategy with a one-hot vector; notebook 01's
+:func:`course_lib.games.best_response` lists the pure best responses of one player of an
+n-player game to a pure profile.)
 
 Convention: a two-player game is two payoff matrices, ``A`` for the row player and
 ``B`` for the column player, both of shape ``(m, n)``; in a zero-sum game ``B = -A``
 and the game is given by ``A`` alone.  A mixed strategy is a probability vector
-(``x`` over rows, ``y`` over columns).  ``course_lib.games`` stores the same games as
-one array ``(m, n, 2)``: ``A, B = payoffs[..., 0], payoffs[..., 1]``.
+(``x`` over rows, ``y`` over columns).  The course's matrix tasks (``matrix_<game>`` of
+:mod:`course_lib.tasks`) store a game as one array ``(m, n, 2)``:
+``A, B = payoffs[..., 0], payoffs[..., 1]``.
 
 * NashConv (Lanctot et al. 2017) of a profile is the total gain of best-responding
   players: ``sum_i max_a u_i(a, s_-i) - u_i(s)``.  In a two-player zero-sum game the
   exploitability is ``NashConv / 2 = (max_i (A y)_i - min_j (x A)_j) / 2``: how much
   an opponent that knows your strategy wins on average, measured from the game's value.
   It is 0 exactly at a Nash equilibrium.
-* Fictitious play (Brown 1951): every iteration each player best-responds to the
+* Fictitious play (Brown 1951): every round each player best-responds to the
   *empirical average* of the opponent's past strategies.  In two-player zero-sum games
   the averages converge to a Nash equilibrium (Robinson 1951) while the played
   (current) strategies keep cycling.
 * Naive self-play: each player best-responds to the opponent's *latest* strategy.
+
+Both dynamics are one learner of the course's learning API::
+
+    run = fictitious.train("matrix_rock_paper_scissors", fictitious.Config(total_steps=20_000),
+                           parts=fictitious.Parts(best_response=my_best_response))
+    run.curve["exploitability/average"]           # one row per round
+    naive = fictitious.train("matrix_matching_pennies", fictitious.Config(respond_to="latest"))
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from course_lib import learning
+from course_lib.policy import Policy
 
 __all__ = [
     "as_matrices",
@@ -33,13 +53,16 @@ __all__ = [
     "exploitability",
     "nash_conv",
     "exploitability_curve",
-    "fictitious_play",
-    "naive_self_play",
+    "Config",
+    "Parts",
+    "FictitiousPlay",
+    "MixedStrategyPolicy",
+    "train",
     "biased_rock_paper_scissors",
+    "zero_sum_payoffs",
     "random_zero_sum",
     "nashpy_equilibrium",
 ]
-
 
 def as_matrices(payoffs) -> tuple[np.ndarray, np.ndarray]:
     """``(A, B)`` from a ``course_lib.games`` array ``(m, n, 2)`` or a zero-sum matrix ``A``."""
@@ -118,48 +141,123 @@ def exploitability_curve(A, xs, ys) -> np.ndarray:
     return 0.5 * (np.max(ys @ A.T, axis=1) - np.min(xs @ A, axis=1))
 
 
-# ------------------------------------------------------------------------- dynamics
+# ------------------------------------------------------------------------- the learner
+@dataclass
+class Config:
+    """Fictitious play or naive self-play.  ``step`` counts rounds: in each round both
+    players move once (round 0 plays ``start``); ``total_steps`` rounds in all."""
+
+    seed: int = 0  # seeds the policy's sampling (the dynamics themselves are deterministic)
+    total_steps: int = 20_000  # rounds, the first one (``start``) included
+    respond_to: str = "average"  # "average": fictitious play; "latest": naive self-play
+    start: tuple = (0, 0)  # pure actions of round 0 (row player, column player)
+    log_every: int = 1  # rounds between curve rows
+
+
+@dataclass
+class Parts:
+    """The functions of notebook 08 that the loop calls (defaults: the references)."""
+
+    best_response: Callable = best_response
+    update_average: Callable = update_average
+    exploitability: Callable = exploitability
+
+
 def _pure(index: int, size: int) -> np.ndarray:
     e = np.zeros(size)
     e[index] = 1.0
     return e
 
 
-def fictitious_play(payoffs, iterations: int, start: Sequence[int] = (0, 0)) -> dict[str, np.ndarray]:
-    """Simultaneous fictitious play for ``iterations`` rounds.
+class MixedStrategyPolicy(Policy):
+    """Each player plays from its own mixed strategy: samples it (``greedy=False``, the
+    policy's own generator) or plays its most likely action (``greedy=True``)."""
 
-    Round 0 plays the pure actions ``start``; in round ``t >= 1`` each player plays a
-    best response to the opponent's average over rounds ``0..t-1``.  Returns arrays
-    ``[iterations, actions]``: ``x``, ``y`` (played) and ``x_avg``, ``y_avg`` (the
-    averages after each round).
+    name = "mixed_strategy"
+
+    def __init__(self, strategies: Sequence[np.ndarray], agents, obs_dim: int, seed: int = 0):
+        super().__init__(agents, obs_dim)
+        self.strategies = [np.asarray(s, dtype=float) for s in strategies]
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs, info=None, greedy=True):
+        batch = len(obs)
+        if greedy:
+            return np.tile([int(np.argmax(s)) for s in self.strategies], (batch, 1))
+        return np.stack([self.rng.choice(len(s), size=batch, p=s / s.sum()) for s in self.strategies], axis=1)
+
+
+class FictitiousPlay(learning.Learner):
+    """Simultaneous best-response dynamics on a two-player matrix task.
+
+    Curve (one row per round): ``train_return`` is the row player's payoff ``x A y`` of
+    the round's strategies, ``eval_return`` that of the average strategies; then
+    ``exploitability/average`` and ``exploitability/current`` (NashConv / 2 of the
+    average and of the played strategies: the ``exploitability`` part in zero-sum games,
+    :func:`nash_conv` / 2 otherwise) and the strategies ``x``, ``y``, ``x_avg``, ``y_avg``.
     """
-    A, B = as_matrices(payoffs)
-    m, n = A.shape
-    x, y = _pure(start[0], m), _pure(start[1], n)
-    x_avg, y_avg = x.copy(), y.copy()
-    out = {k: np.zeros((iterations, size)) for k, size in (("x", m), ("y", n), ("x_avg", m), ("y_avg", n))}
-    for t in range(iterations):
-        if t > 0:
-            x, y = best_response(A, y_avg), best_response(B.T, x_avg)  # both answer the past
-            x_avg, y_avg = update_average(x_avg, x, t), update_average(y_avg, y, t)
-        out["x"][t], out["y"][t], out["x_avg"][t], out["y_avg"][t] = x, y, x_avg, y_avg
-    return out
+
+    name = "fictitious_play"
+    description = "fictitious play or naive self-play on a two-player matrix game (notebook 08)"
+    Config = Config
+    Parts = Parts
+
+    def __init__(self, task, config: Config, parts: Parts):
+        super().__init__(task, config, parts)
+        if config.respond_to not in ("average", "latest"):
+            raise ValueError(f"respond_to is 'average' (fictitious play) or 'latest' (naive self-play); "
+                             f"got {config.respond_to!r}")
+        env = task.batched(1, seed=config.seed)
+        payoffs = getattr(getattr(env, "core", None), "payoffs", None)
+        if payoffs is None or np.ndim(payoffs) != 3:
+            raise ValueError(f"{task} is not a two-player matrix game (use a matrix_<game> task)")
+        self.A, self.B = as_matrices(payoffs)
+        self.zero_sum = bool(np.array_equal(self.B, -self.A))
+        self.agents, self.obs_dim = list(env.possible_agents), int(env.obs_dim)
+        m, n = self.A.shape
+        self.x, self.y = _pure(config.start[0], m), _pure(config.start[1], n)
+        self.x_avg, self.y_avg = self.x.copy(), self.y.copy()
+
+    def iterate(self) -> None:
+        """One round: both players respond (from round 1 on), then the curve row."""
+        if self.step > 0:
+            self.respond(self.step)
+        self.step += 1
+        self.episode += 1  # a round is one episode of the one-shot game
+        if self.step % self.config.log_every == 0 or self.done:
+            self.log_round()
+
+    def respond(self, t: int) -> None:
+        """Round ``t``: both best-respond at once (to the opponent's average or latest strategy)."""
+        opp_x, opp_y = (self.x_avg, self.y_avg) if self.config.respond_to == "average" else (self.x, self.y)
+        x = self.parts.best_response(self.A, opp_y)
+        y = self.parts.best_response(self.B.T, opp_x)  # the column player's payoff[b, a] = B[a, b]
+        self.x, self.y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        self.x_avg = np.asarray(self.parts.update_average(self.x_avg, self.x, t), dtype=float)
+        self.y_avg = np.asarray(self.parts.update_average(self.y_avg, self.y, t), dtype=float)
+
+    def log_round(self) -> None:
+        A = self.A
+        if self.zero_sum:
+            gap = self.parts.exploitability
+        else:  # general sum: NashConv / 2 from both payoff matrices
+            def gap(A, x, y):
+                return 0.5 * nash_conv(A, self.B, x, y)
+        self.log(train_return=self.x @ A @ self.y, eval_return=self.x_avg @ A @ self.y_avg,
+                 **{"exploitability/average": float(gap(A, self.x_avg, self.y_avg)),
+                    "exploitability/current": float(gap(A, self.x, self.y))},
+                 x=self.x, y=self.y, x_avg=self.x_avg, y_avg=self.y_avg)
+
+    def policy(self) -> MixedStrategyPolicy:
+        """The average strategies (fictitious play's answer)."""
+        return MixedStrategyPolicy([self.x_avg, self.y_avg], self.agents, self.obs_dim, self.config.seed)
 
 
-def naive_self_play(payoffs, iterations: int, start: Sequence[int] = (0, 0)) -> dict[str, np.ndarray]:
-    """Each player best-responds to the opponent's *latest* strategy; same outputs as
-    :func:`fictitious_play` (the averages are only observed, never played against)."""
-    A, B = as_matrices(payoffs)
-    m, n = A.shape
-    x, y = _pure(start[0], m), _pure(start[1], n)
-    x_avg, y_avg = x.copy(), y.copy()
-    out = {k: np.zeros((iterations, size)) for k, size in (("x", m), ("y", n), ("x_avg", m), ("y_avg", n))}
-    for t in range(iterations):
-        if t > 0:
-            x, y = best_response(A, y), best_response(B.T, x)
-            x_avg, y_avg = update_average(x_avg, x, t), update_average(y_avg, y, t)
-        out["x"][t], out["y"][t], out["x_avg"][t], out["y_avg"][t] = x, y, x_avg, y_avg
-    return out
+def train(task: Any = "matrix_rock_paper_scissors", config: Config | None = None, parts: Any = None,
+          **run_options) -> learning.Run:
+    """Fictitious play (or naive self-play, ``Config(respond_to="latest")``) on a matrix task;
+    see :func:`course_lib.learning.train` for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(FictitiousPlay, task, config, parts, **run_options)
 
 
 # ------------------------------------------------------------------------- games
@@ -172,6 +270,13 @@ def biased_rock_paper_scissors() -> np.ndarray:
     strategy, which is exploitable here (by 1/3).
     """
     return np.array([[0.0, -1.0, 2.0], [1.0, 0.0, -1.0], [-2.0, 1.0, 0.0]])
+
+
+def zero_sum_payoffs(A) -> np.ndarray:
+    """The zero-sum game ``A`` as a matrix task's payoff array ``(m, n, 2)`` (``B = -A``), e.g.
+    ``task("matrix_rock_paper_scissors", payoffs=zero_sum_payoffs(biased_rock_paper_scissors()))``."""
+    A = np.asarray(A, dtype=float)
+    return np.stack([A, -A], axis=-1)
 
 
 def random_zero_sum(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
