@@ -13,6 +13,8 @@ __all__ = ["LEARNERS", "learner"]
 #: learner name -> "module:Class" (imported on first use, so this package stays light)
 LEARNERS = {
     "idqn": "course_lib.algos.idqn:IDQN",
+    "stateless_q": "course_lib.algos.iql:StatelessQ",
+    "qmix": "course_lib.algos.qmix:ValueDecomposition",
     "reinforce": "course_lib.algos.reinforce:Reinforce",
     "levers": "course_lib.algos.levers:Levers",
     "fictitious_play": "course_lib.selfplay.fictitious:FictitiousPlay",
