@@ -160,7 +160,8 @@ def plot_action_frequencies(freqs, action_names: Sequence[str] | None = None, ax
     ``freqs`` is an array ``[seeds, T, n_actions]`` (e.g. the share of an agent's
     actions per episode block, or its policy) or a long DataFrame of ONE agent with
     columns ``seed``, ``x`` (default ``"episode"``), ``action``, ``frequency`` (a
-    matrix-game run's ``run.learner.actions`` from ``iql.train``, filtered to one agent).  The band is a normal-approximation ``ci``% interval of the mean over seeds.
+    matrix-game run's ``run.learner.actions`` from ``iql.train``, filtered to one agent).
+    The band is a normal-approximation ``ci``% interval of the mean over seeds.
     Taught in notebooks/02_independent_learners.
     """
     import matplotlib.pyplot as plt
