@@ -18,6 +18,7 @@ LEARNERS = {
     "reinforce": "course_lib.algos.reinforce:Reinforce",
     "levers": "course_lib.algos.levers:Levers",
     "fictitious_play": "course_lib.selfplay.fictitious:FictitiousPlay",
+    "maddpg": "course_lib.algos.maddpg:MADDPG",
 }
 
 
