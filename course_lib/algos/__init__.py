@@ -13,6 +13,8 @@ __all__ = ["LEARNERS", "learner"]
 #: learner name -> "module:Class" (imported on first use, so this package stays light)
 LEARNERS = {
     "idqn": "course_lib.algos.idqn:IDQN",
+    "ippo": "course_lib.algos.ppo:IPPO",
+    "method_i": "course_lib.algos.la_ippo:MethodI",
     "stateless_q": "course_lib.algos.iql:StatelessQ",
     "qmix": "course_lib.algos.qmix:ValueDecomposition",
     "reinforce": "course_lib.algos.reinforce:Reinforce",
