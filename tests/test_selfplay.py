@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from course_lib import judge
-from course_lib.selfplay import elo, league, matrix_games as mg, pool
+from course_lib import learning
+from course_lib.selfplay import elo, fictitious as mg, league, pool
+from course_lib.tasks import task
 
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 
@@ -50,6 +52,8 @@ def test_exploitability_known_values_and_errors():
         mg.exploitability(RPS, uniform, np.array([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError, match="payoff matrix"):
         mg.exploitability(np.zeros(3), uniform, uniform)
+    with pytest.raises(ValueError, match="payoff matrix"):
+        mg.as_matrices(np.zeros((2, 2, 3)))
 
 
 def test_exploitability_curve_is_the_rowwise_exploitability():
@@ -70,32 +74,98 @@ def test_best_response_and_average():
     np.testing.assert_allclose(avg, seq.mean(axis=0))
 
 
+def _play(game, rounds, parts=None, **config):
+    return mg.train(game, mg.Config(total_steps=rounds, **config), parts=parts, progress=False)
+
+
+BIASED = task("matrix_rock_paper_scissors", payoffs=mg.zero_sum_payoffs(mg.biased_rock_paper_scissors()))
+
+
 def test_fictitious_play_average_converges_while_current_strategies_cycle():
-    out = mg.fictitious_play(RPS, 20_000)
-    avg = mg.exploitability_curve(RPS, out["x_avg"], out["y_avg"])
-    cur = mg.exploitability_curve(RPS, out["x"], out["y"])
-    assert avg[-1] < 0.01  # the notebook's target
-    assert np.all(cur == 1.0)  # pure strategies: always fully exploitable
-    assert len({int(np.argmax(x)) for x in out["x"][10_000:]}) == 3  # still cycling through every action
-    naive = mg.naive_self_play(RPS, 300)
-    assert np.all(mg.exploitability_curve(RPS, naive["x"], naive["y"]) == 1.0)
+    out = _play("matrix_rock_paper_scissors", 20_000).curve
+    assert list(out.step[:3]) == [1, 2, 3] and len(out) == 20_000
+    assert out["exploitability/average"].iloc[-1] < 0.01  # the notebook's target
+    assert np.all(out["exploitability/current"] == 1.0)  # pure strategies: always fully exploitable
+    assert len({int(np.argmax(x)) for x in out.x[10_000:]}) == 3  # still cycling through every action
+    np.testing.assert_allclose(out["exploitability/average"],
+                               mg.exploitability_curve(RPS, np.stack(out.x_avg), np.stack(out.y_avg)), atol=1e-12)
+    naive = _play("matrix_rock_paper_scissors", 300, respond_to="latest").curve
+    assert np.all(naive["exploitability/current"] == 1.0)
     # biased RPS: naive self-play's cycle averages to uniform, which is exploitable by 1/3
-    B = mg.biased_rock_paper_scissors()
-    naive_b = mg.naive_self_play(B, 3_000)
-    assert mg.exploitability(B, naive_b["x_avg"][-1], naive_b["y_avg"][-1]) == pytest.approx(1 / 3, abs=1e-3)
-    fp_b = mg.fictitious_play(B, 20_000)
-    assert mg.exploitability(B, fp_b["x_avg"][-1], fp_b["y_avg"][-1]) < 0.01
+    naive_b = _play(BIASED, 3_000, respond_to="latest").curve
+    assert naive_b["exploitability/average"].iloc[-1] == pytest.approx(1 / 3, abs=1e-3)
+    assert _play(BIASED, 20_000).curve["exploitability/average"].iloc[-1] < 0.01
 
 
-def test_fictitious_play_in_matching_pennies_from_course_lib_games_layout():
-    from course_lib import games
+def test_fictitious_play_in_matching_pennies_and_its_policy():
+    from course_lib.evaluation import evaluate
 
-    payoffs = np.stack([np.array([[1.0, -1.0], [-1.0, 1.0]]), -np.array([[1.0, -1.0], [-1.0, 1.0]])], axis=-1)
-    assert games.validate_payoffs(payoffs).shape == (2, 2, 2)
-    out = mg.fictitious_play(payoffs, 10_000)
-    np.testing.assert_allclose(out["x_avg"][-1], [0.5, 0.5], atol=0.01)
-    with pytest.raises(ValueError, match="payoff matrix"):
-        mg.fictitious_play(np.zeros((2, 2, 3)), 10)
+    run = _play("matrix_matching_pennies", 10_000)
+    np.testing.assert_allclose(run.curve.x_avg.iloc[-1], [0.5, 0.5], atol=0.01)
+    x, y = run.learner.x_avg, run.learner.y_avg
+    assert run.curve.eval_return.iloc[-1] == pytest.approx(x @ np.array([[1, -1], [-1, 1]]) @ y)
+    ev = evaluate(run.policy, "matrix_matching_pennies", episodes=4_000, greedy=False)
+    assert abs(ev.returns[:, 0].mean()) < 0.06 and ev.team == [0, 1]  # both sample their average
+    # a general-sum game logs NashConv / 2 (the zero-sum part does not apply)
+    pd_run = _play("matrix_prisoners_dilemma", 50)
+    assert not pd_run.learner.zero_sum  # both defect from round 1 on: a Nash equilibrium
+    assert pd_run.curve["exploitability/current"].iloc[-1] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="respond_to"):
+        _play("matrix_matching_pennies", 10, respond_to="best")
+    with pytest.raises(ValueError, match="two-player matrix game"):
+        _play("gridworld", 10)
+
+
+def test_fictitious_play_calls_your_parts_and_wrong_parts_change_the_curve():
+    calls = {"best_response": 0, "update_average": 0, "exploitability": 0}
+
+    def spy(name):
+        def wrapped(*args):
+            calls[name] += 1
+            return getattr(mg, name)(*args)
+        return wrapped
+
+    reference = _play("matrix_rock_paper_scissors", 200).curve
+    spied = _play("matrix_rock_paper_scissors", 200, parts={n: spy(n) for n in calls}).curve
+    assert calls == {"best_response": 2 * 199, "update_average": 2 * 199, "exploitability": 2 * 200}
+    pd.testing.assert_frame_equal(spied.drop(columns="sps"), reference.drop(columns="sps"))
+
+    def best_response_highest_tie(payoff, s):  # ties to the LAST index
+        v = np.asarray(payoff) @ np.asarray(s)
+        out = np.zeros(len(v))
+        out[len(v) - 1 - int(np.argmax(v[::-1]))] = 1.0
+        return out
+
+    def update_average_ema(avg, s, t):  # a moving average, not the mean
+        return 0.5 * (np.asarray(avg) + np.asarray(s))
+
+    def exploitability_unhalved(A, x, y):  # NashConv, not NashConv / 2
+        return 2 * mg.exploitability(A, x, y)
+
+    for name, wrong in [("best_response", best_response_highest_tie), ("update_average", update_average_ema),
+                        ("exploitability", exploitability_unhalved)]:
+        curve = _play("matrix_rock_paper_scissors", 200, parts={name: wrong}).curve
+        assert not np.allclose(curve["exploitability/average"], reference["exploitability/average"]), name
+
+
+@pytest.mark.parametrize("respond_to", ["average", "latest"])
+def test_fictitious_play_resumes_exactly(tmp_path, respond_to):
+    config = mg.Config(total_steps=300, respond_to=respond_to)
+    full = mg.train(BIASED, config, progress=False)
+    calls = {"n": 0}
+
+    def interrupting(average, strategy, t):
+        calls["n"] += 1
+        if calls["n"] == 101:
+            raise KeyboardInterrupt
+        return mg.update_average(average, strategy, t)
+
+    with pytest.raises(KeyboardInterrupt):
+        mg.train(BIASED, config, parts={"update_average": interrupting}, out=tmp_path, progress=False)
+    resumed = mg.train(BIASED, config, resume=tmp_path, progress=False)
+    assert 0 < len(learning.load(tmp_path).learner.rows) < 300
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), full.curve.drop(columns="sps"))
+    np.testing.assert_array_equal(resumed.learner.x_avg, full.learner.x_avg)
 
 
 # --------------------------------------------------------------------- Elo
@@ -156,6 +226,37 @@ def test_frozen_pool_rating_solves_the_performance_equation():
         elo.frozen_pool_rating([0.5], pool_r)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         elo.frozen_pool_rating([0.5, 1.5, 0.2], pool_r)
+
+
+def test_elo_tables_use_your_expected_score_and_elo_update():
+    rng = np.random.default_rng(2)
+    games = [(str(a), str(b), float(rng.random() < 0.6)) for a, b in rng.choice(["p", "q", "r"], size=(300, 2))
+             if a != b]
+    calls = []
+
+    def spy_update(ra, rb, score, k=32.0):
+        calls.append(score)
+        return elo.elo_update(ra, rb, score, k)
+
+    assert elo.league_ratings(games, anchors={"p": 1000.0}, elo_update=spy_update) == elo.league_ratings(
+        games, anchors={"p": 1000.0})
+    assert len(calls) == len(games)
+
+    def update_without_k(ra, rb, score, k=32.0):  # forgets the K-factor
+        change = score - elo.expected_score(ra, rb)
+        return ra + change, rb - change
+
+    assert elo.league_ratings(games, elo_update=update_without_k)["q"] != pytest.approx(
+        elo.league_ratings(games)["q"], abs=1.0)
+    pool_r, scores = np.array([900.0, 1100.0, 1400.0]), np.array([0.9, 0.6, 0.2])
+    seen = []
+    spy_expected = lambda a, b: seen.append(1) or elo.expected_score(a, b)  # noqa: E731
+    assert elo.frozen_pool_rating(scores, pool_r, 50, expected_score=spy_expected) == elo.frozen_pool_rating(
+        scores, pool_r, 50)
+    assert seen
+    natural = lambda a, b: 1 / (1 + np.exp((np.asarray(b) - np.asarray(a)) / 400))  # noqa: E731
+    assert elo.frozen_pool_rating(scores, pool_r, 50, expected_score=natural) != pytest.approx(
+        elo.frozen_pool_rating(scores, pool_r, 50), abs=1.0)
 
 
 def test_matches_from_win_rates():
