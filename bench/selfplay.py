@@ -9,7 +9,7 @@ Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay
 
 * Matrix games: exploitability (NashConv / 2) of fictitious play's average strategy and of
   naive self-play's current strategy in rock-paper-scissors, matching pennies and a biased
-  rock-paper-scissors (:mod:`course_lib.selfplay.matrix_games`), and the iteration from
+  rock-paper-scissors (:mod:`course_lib.selfplay.fictitious`), and the iteration from
   which fictitious play stays below 0.01 on rock-paper-scissors.
 * simple_tag_v3 (the batched twin of mpe2's; 3 predators, 1 prey, 2 obstacles, 25 steps;
   predators win an episode when they touch the prey at least once): per seed, IPPO
@@ -42,12 +42,14 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from course_lib.selfplay import elo, league, matrix_games as mg, pool  # noqa: E402
+from course_lib.selfplay import elo, fictitious, league, pool  # noqa: E402
+from course_lib.tasks import task  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
-RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
-GAMES = {"rock-paper-scissors": RPS, "matching pennies": np.array([[1.0, -1.0], [-1.0, 1.0]]),
-         "biased rock-paper-scissors": mg.biased_rock_paper_scissors()}
+GAMES = {"rock-paper-scissors": task("matrix_rock_paper_scissors"),
+         "matching pennies": task("matrix_matching_pennies"),
+         "biased rock-paper-scissors": task("matrix_rock_paper_scissors", payoffs=fictitious.zero_sum_payoffs(
+             fictitious.biased_rock_paper_scissors()))}
 # The notebook's budgets: budget(full=..., quick=...) in its setup cell.
 FULL = dict(fp_iterations=20_000, generations=10, steps_per_generation=12_000, eval_episodes=100,
             maddpg_steps=80_000, maddpg={}, cross_episodes=500, reference_episodes=4_000)
@@ -62,7 +64,7 @@ def code_versions() -> dict[str, str]:
     import hashlib
     import subprocess
 
-    files = ["course_lib/selfplay/elo.py", "course_lib/selfplay/league.py", "course_lib/selfplay/matrix_games.py",
+    files = ["course_lib/selfplay/elo.py", "course_lib/selfplay/league.py", "course_lib/selfplay/fictitious.py",
              "course_lib/selfplay/pool.py", "course_lib/algos/ppo.py", "course_lib/algos/maddpg.py",
              "course_lib/envs/mpe.py", "course_lib/envs/mpe_policies.py"]
     out = {f: hashlib.sha256((ROOT / f).read_bytes()).hexdigest()[:12] for f in files if (ROOT / f).exists()}
@@ -79,12 +81,14 @@ def code_versions() -> dict[str, str]:
 def fictitious_play(iterations: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     checkpoints = [10, 100, 1_000, 10_000, iterations]
-    for name, A in GAMES.items():
-        fp, naive = mg.fictitious_play(A, iterations), mg.naive_self_play(A, iterations)
-        curves = {"fp_average": mg.exploitability_curve(A, fp["x_avg"], fp["y_avg"]),
-                  "fp_current": mg.exploitability_curve(A, fp["x"], fp["y"]),
-                  "naive_current": mg.exploitability_curve(A, naive["x"], naive["y"]),
-                  "naive_average": mg.exploitability_curve(A, naive["x_avg"], naive["y_avg"])}
+    for name, game in GAMES.items():
+        fp = fictitious.train(game, fictitious.Config(total_steps=iterations), progress=False).curve
+        naive = fictitious.train(game, fictitious.Config(total_steps=iterations, respond_to="latest"),
+                                 progress=False).curve
+        curves = {"fp_average": fp["exploitability/average"].to_numpy(),
+                  "fp_current": fp["exploitability/current"].to_numpy(),
+                  "naive_current": naive["exploitability/current"].to_numpy(),
+                  "naive_average": naive["exploitability/average"].to_numpy()}
         above = np.flatnonzero(curves["fp_average"] >= 0.01)
         out[name] = {
             "checkpoints": checkpoints,
