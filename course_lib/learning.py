@@ -275,7 +275,8 @@ def _read(directory: "str | Path") -> dict:
     try:
         state = torch.load(path, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways (OSError, EOFError, ...)
-        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {exc}); it is damaged or "
+        detail = str(exc).split(". ")[0]  # torch's zip errors run on for lines
+        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {detail}); it is damaged or "
                               "was written by another version of course_lib") from None
     if not isinstance(state, dict) or "meta" not in state or "learner" not in state:
         raise CheckpointError(f"{path} is not a course_lib checkpoint")
@@ -303,7 +304,7 @@ def load(directory: "str | Path", parts: Any = None, *, algo: str | None = None)
     state = _read(directory)
     learner = state["learner"]
     if algo is not None and learner.name != algo:
-        raise CheckpointError(f"{directory} holds a {learner.name} run, not {algo}")
+        raise CheckpointError(f"{directory} holds a run of {learner.name}, not of {algo}")
     learner.parts = make_parts(type(learner).Parts, parts)
     learner.bind_parts()
     _restore_rng(state)
