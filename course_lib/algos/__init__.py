@@ -21,6 +21,9 @@ LEARNERS = {
     "levers": "course_lib.algos.levers:Levers",
     "fictitious_play": "course_lib.selfplay.fictitious:FictitiousPlay",
     "maddpg": "course_lib.algos.maddpg:MADDPG",
+    "drqn": "course_lib.advanced.drqn:DRQN",
+    "curiosity": "course_lib.advanced.curiosity:Curiosity",
+    "scaling": "course_lib.advanced.scaling:Scaling",
 }
 
 
