@@ -13,6 +13,12 @@ import numpy as np
 # (rows: agent 1's action, which picks state 2A or 2B; columns: agent 2's action).
 QMIX_TWO_STEP_STATE1 = np.array([[6.93, 6.93], [7.92, 7.92]])
 
+# ------------------------------------------------------------------------ MADDPG (notebooks 04, 07)
+# The Method I project this course grew from, as published by its authors (shared/SPECS.md,
+# "Method I"): team return on simple_spread_v3 after 200k environment steps, the mean of the
+# last 5 evaluations of its own evaluation protocol.
+SEED_PROJECT_SPREAD_200K = {"Method I": -80.70, "MADDPG": -82.89}
+
 # ---------------------------------------------------------------- learned communication (notebook 05)
 # Sukhbaatar, Szlam & Fergus 2016, "Learning Multiagent Communication with Backpropagation"
 # (CommNet), Table 1: lever pulling, score (#distinct - 1) / (m - 1) with m = 5 agents of 500.
