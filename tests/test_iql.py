@@ -410,3 +410,10 @@ def test_learning_curve_and_action_frequency_plots_headless():
         assert len(ax.lines) == 2
     finally:
         plt.close("all")
+
+
+def test_idqn_step_knobs_must_be_multiples_of_num_envs():
+    from course_lib.algos import idqn
+
+    with pytest.raises(ValueError, match="train_every=10 must be a multiple of num_envs=16"):
+        idqn.train("gridworld", idqn.Config(train_every=10), progress=False)

@@ -280,3 +280,8 @@ def test_train_resumes_exactly_after_ctrl_c(tmp_path, recurrent):
     for net in ("q_net", "mixer", "target_q", "target_mixer"):
         for a, b in zip(getattr(resumed.learner, net).parameters(), getattr(straight.learner, net).parameters()):
             assert torch.equal(a, b), net
+
+
+def test_step_knobs_must_be_multiples_of_num_envs():
+    with pytest.raises(ValueError, match="log_every=100 must be a multiple of num_envs=32"):
+        qmix.train("two_step", qmix.Config(log_every=100), progress=False)

@@ -104,6 +104,9 @@ class IDQN(learning.Learner):
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         env = self.env
+        for knob in ("train_every", "target_every", "log_every"):  # checked after each step of all envs
+            if getattr(cfg, knob) % cfg.num_envs:
+                raise ValueError(f"{knob}={getattr(cfg, knob)} must be a multiple of num_envs={cfg.num_envs}")
         self.q_net = QNetwork(env.obs_dim, env.n_actions, env.num_agents, hidden=cfg.hidden, agent_id=cfg.agent_id)
         self.target_net = copy.deepcopy(self.q_net)
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.lr)

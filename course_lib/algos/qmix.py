@@ -324,6 +324,9 @@ class ValueDecomposition(learning.Learner):
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         env = self.env
+        for knob in ("train_every", "log_every"):  # checked after each step of all envs
+            if getattr(cfg, knob) % cfg.num_envs:
+                raise ValueError(f"{knob}={getattr(cfg, knob)} must be a multiple of num_envs={cfg.num_envs}")
         N, D, A = env.num_agents, env.obs_dim, env.n_actions
         self.obs, _ = env.reset(seed=cfg.seed)
         self.state = env.state()
