@@ -256,7 +256,8 @@ def save(learner: Learner, directory: "str | Path") -> Path:
     meta = {"format": FORMAT, "course_lib": _version(), "algo": learner.name, "task": learner.task.spec(),
             "config": _jsonable(learner.config), "step": learner.step, "episode": learner.episode}
     state = {"meta": meta, "learner": learner, "rng": {
-        "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}}
+        "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+        "torch_threads": torch.get_num_threads()}}  # threads change float sums: a resume needs the same
     _atomic_write(directory / CHECKPOINT, lambda p: torch.save(state, p))
     _atomic_write(directory / "config.json",
                   lambda p: p.write_text(json.dumps({k: meta[k] for k in ("algo", "task", "config")}, indent=2)))
@@ -293,6 +294,8 @@ def _restore_rng(state: dict) -> None:
     torch.set_rng_state(state["rng"]["torch"])
     np.random.set_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
+    if state["rng"].get("torch_threads") and torch.get_num_threads() != state["rng"]["torch_threads"]:
+        torch.set_num_threads(state["rng"]["torch_threads"])
 
 
 def load(directory: "str | Path", parts: Any = None, *, algo: str | None = None) -> Run:
