@@ -18,6 +18,8 @@ QMIX_TWO_STEP_STATE1 = np.array([[6.93, 6.93], [7.92, 7.92]])
 # "Method I"): team return on simple_spread_v3 after 200k environment steps, the mean of the
 # last 5 evaluations of its own evaluation protocol.
 SEED_PROJECT_SPREAD_200K = {"Method I": -80.70, "MADDPG": -82.89}
+# The same source: training environment steps per second it reported for both methods.
+SEED_PROJECT_SPREAD_STEPS_PER_S = {"Method I": 2300, "MADDPG": 470}
 
 # ---------------------------------------------------------------- learned communication (notebook 05)
 # Sukhbaatar, Szlam & Fergus 2016, "Learning Multiagent Communication with Backpropagation"
