@@ -17,7 +17,8 @@ The MPE tasks are drawn by mpe2's ``render_mode="rgb_array"`` renderer; every ot
 task is drawn here with Pillow: agents are numbered discs, one colour each, with an
 arrow for the move they choose; targets and goals are green (the sparse grid's goal
 gold), prey green discs, cars carry their remaining route, levers turn green when
-pulled by one agent and red when shared, T-mazes show the cued arm, and matrix games
+pulled by one agent and red when shared, T-mazes show the cued arm, the majority game
+rings each agent green or red for its answer, and matrix games
 and the two-step game show the payoff table with the joint action highlighted.  A
 frame shows a state and the action taken from it; the last frame of an episode shows
 where it ended.  Where the policy says who listens to whom (:meth:`Policy.links`),
@@ -465,6 +466,25 @@ def _sparse_goal_grid(core, b, act, last, w, size):
     return g.image
 
 
+def _neighbour_majority(core, b, act, last, w, size):
+    cv = _Canvas(size, size)
+    m = 24  # margin around the unit square
+    px = lambda p: (m + p[0] * (size - 2 * m), size - m - p[1] * (size - 2 * m))  # noqa: E731 - y up
+    centres = {i: px(core.obs[b, i, 1:]) for i in range(core.num_agents)}
+    for i, js in enumerate(core.neighbours[b]):  # each agent's neighbourhood
+        for j in js:
+            cv.line([centres[i], centres[int(j)]], (0, 0, 0, 35), 1)
+    _draw_links(cv, centres, w)
+    said = act if act is not None else last
+    for i, xy in centres.items():
+        ring = None if said is None else GREEN if int(said[i]) == core.target[b, i] else (214, 39, 40)
+        cv.disc(xy, 13, _colour(i), label=int(core.bits[b, i]), outline=ring or (0, 0, 0), width=4 if ring else 1)
+        if said is not None:
+            cv.text((xy[0] + 22, xy[1] - 14), f"says {int(said[i])}", size=10)
+    cv.text((size / 2, 10), "number: own bit; ring: right (green) or wrong (red) majority", size=10)
+    return cv.image
+
+
 def _payoff_table(cv: _Canvas, x0, y0, payoffs, names, highlight, title, cell_w, cell_h, active=True):
     n0, n1 = payoffs.shape[:2]
     cv.text((x0 + (n1 + 1) * cell_w / 2, y0 - 12), title, size=13)
@@ -523,6 +543,7 @@ def _drawer(core) -> Callable:
     """The drawing function of a task's core."""
     from course_lib.envs.gridworld import GridWorldCore
     from course_lib.envs.levers import LeversCore
+    from course_lib.envs.majority import NeighbourMajorityCore
     from course_lib.envs.matrix_games import MatrixGameCore, TwoStepCore
     from course_lib.envs.memory import CueCorridorCore, SparseGoalGridCore
     from course_lib.envs.navigation import NavigationCore
@@ -531,7 +552,8 @@ def _drawer(core) -> Callable:
 
     drawers = {GridWorldCore: _gridworld, PredatorPreyCore: _predator_prey, TrafficJunctionCore: _traffic_junction,
                LeversCore: _levers, NavigationCore: _navigation, CueCorridorCore: _cue_corridor,
-               SparseGoalGridCore: _sparse_goal_grid, MatrixGameCore: _matrix_game, TwoStepCore: _two_step}
+               SparseGoalGridCore: _sparse_goal_grid, MatrixGameCore: _matrix_game, TwoStepCore: _two_step,
+               NeighbourMajorityCore: _neighbour_majority}
     for cls, draw in drawers.items():
         if isinstance(core, cls):
             return draw

@@ -1,0 +1,95 @@
+"""Episode animations (course_lib.render): every task draws, twin and single agree, links,
+side by side, GIF / HTML output."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from course_lib.envs.policies import make_policy
+from course_lib.policy import Policy
+from course_lib.render import HEADER, frames, save, side_by_side, watch
+from course_lib.tasks import task, task_names
+
+
+def _distinct(pictures) -> int:
+    return len({p.tobytes() for p in pictures})
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_every_task_draws_an_episode(name):
+    pictures = frames("random", name, seed=0)
+    assert len(pictures) > 1, "an episode is its states and the state where it ended"
+    for p in pictures:
+        assert p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 and min(p.shape[:2]) > 50
+    assert _distinct(pictures) == len(pictures), "every frame of an episode shows something new"
+    assert len({p.shape for p in pictures}) == 1, "one size per animation"
+
+
+@pytest.mark.parametrize("name", ["gridworld", "traffic_junction_medium", "predator_prey", "simple_spread_v3"])
+def test_the_twin_draws_the_same_episode_as_the_single_env(name):
+    for kind in ("random", "heuristic"):
+        single = frames(kind, name, seed=3, episodes=2)
+        twin = frames(kind, name, seed=3, episodes=2, on="twin")
+        assert len(single) == len(twin)
+        assert all(np.array_equal(a, b) for a, b in zip(single, twin)), f"{kind} on {name}"
+
+
+class _Talking(Policy):
+    """A reference policy that also says who listens to whom (uniformly)."""
+
+    def __init__(self, inner):
+        super().__init__(inner.agents, inner.obs_dim, team=inner.team, continuous=inner.continuous)
+        self.inner = inner
+
+    def act(self, obs, info=None, greedy=True):
+        return self.inner.act(obs, info, greedy)
+
+    def links(self, obs, info=None):
+        n = obs.shape[1]
+        return np.ones((obs.shape[0], n, n))
+
+
+@pytest.mark.parametrize("name", ["navigation", "simple_spread_v3"])
+def test_links_are_drawn_where_the_policy_has_them(name):
+    env = task(name).batched(1, seed=0)
+    silent = frames(make_policy("heuristic", env, seed=0), name, on="twin")
+    talking = frames(_Talking(make_policy("heuristic", env, seed=0)), name, on="twin")
+    assert len(silent) == len(talking)
+    assert not np.array_equal(silent[0], talking[0]), "the links show on the frames where the agents act"
+    assert np.array_equal(silent[-1], talking[-1]), "the final frame has no decision, so no links"
+    hidden = frames(_Talking(make_policy("heuristic", env, seed=0)), name, on="twin", links=False)
+    assert all(np.array_equal(a, b) for a, b in zip(silent, hidden))
+    assert Policy(["a"], 1).links(np.zeros((1, 1, 1))) is None, "no links by default"
+
+
+def test_side_by_side_plays_the_same_episodes(tmp_path):
+    left = frames("heuristic", "predator_prey", seed=1)
+    right = frames("random", "predator_prey", seed=1)
+    both = side_by_side("heuristic", "random", "predator_prey", seed=1, labels=("heuristic", "random"))
+    assert len(both) == max(len(left), len(right))
+    assert both[0].shape[1] == left[0].shape[1] + 10 + right[0].shape[1]
+    assert np.array_equal(both[0][HEADER:, left[0].shape[1] + 10:], right[0][HEADER:]), "same state, other label"
+    path = save(both, tmp_path / "pp.gif", fps=5)
+    from PIL import Image
+
+    with Image.open(path) as gif:
+        assert gif.n_frames > 1
+
+
+def test_files_and_inline_animation(tmp_path):
+    html = watch("random", "gridworld", seed=0)
+    assert "data:image/gif;base64," in html.data
+    with pytest.raises(ValueError, match="gif or an .mp4"):
+        watch("random", "gridworld", out=tmp_path / "x.avi")
+    if shutil.which("ffmpeg") is None:
+        with pytest.raises(RuntimeError, match="ffmpeg"):
+            watch("random", "gridworld", out=tmp_path / "x.mp4")
+    else:
+        assert watch("random", "gridworld", out=tmp_path / "x.mp4").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["x.mp4"] if shutil.which("ffmpeg") else [])
+    with pytest.raises(ValueError, match="mpe2"):
+        frames("random", "gridworld", on="mpe2")
+    with pytest.raises(ValueError, match="reference policy"):
+        frames("randm", "gridworld")
