@@ -625,11 +625,14 @@ def save(pictures: Sequence[np.ndarray], path: "str | Path", fps: float = 4) -> 
     return path
 
 
-def _write_gif(pictures, tmp: Path, fps: float) -> None:
+def _write_gif(pictures, target, fps: float) -> None:
+    """An animated GIF into ``target`` (a path or a binary file)."""
     from PIL import Image
 
-    images = [Image.fromarray(np.asarray(p, dtype=np.uint8)) for p in pictures]
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+    # one fast palette per frame (Pillow's default quantizer took 3/4 of the time)
+    images = [Image.fromarray(np.asarray(p, dtype=np.uint8)).quantize(
+        255, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE) for p in pictures]
+    images[0].save(target, format="GIF", save_all=True, append_images=images[1:],
                    duration=_durations(len(images), fps), loop=0)
 
 
@@ -659,12 +662,9 @@ def animation_html(pictures: Sequence[np.ndarray], fps: float = 4):
     import io
 
     from IPython.display import HTML
-    from PIL import Image
 
-    images = [Image.fromarray(np.asarray(p, dtype=np.uint8)) for p in pictures]
     buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:],
-                   duration=_durations(len(images), fps), loop=0)
+    _write_gif(pictures, buffer, fps)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return HTML(f'<img src="data:image/gif;base64,{data}" alt="episode animation"/>')
 
