@@ -541,8 +541,9 @@ class IPPO(learning.Learner):
     def episodes_ended(self, info: dict, done: np.ndarray) -> None:
         self.episode += int(done.sum())
         self.since_log["team"].extend(info["team_return"][done].tolist())
+        per_agent = info["episode_return"][done]
         for g in self.groups:
-            self.since_log[f"return/{g.name}"].extend(info["episode_return"][done][:, self.index[g.name]].mean(axis=1).tolist())
+            self.since_log[f"return/{g.name}"].extend(per_agent[:, self.index[g.name]].mean(axis=1).tolist())
 
     def bootstrap_time_limits(self, reward: torch.Tensor, done: np.ndarray, term: np.ndarray, info: dict) -> None:
         """A time limit is not a terminal state: add ``gamma V(final obs)`` to the last reward of a cut episode."""
