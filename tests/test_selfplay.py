@@ -5,6 +5,7 @@ import nashpy
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from course_lib import judge
 from course_lib import learning
@@ -105,7 +106,7 @@ def test_fictitious_play_in_matching_pennies_and_its_policy():
     x, y = run.learner.x_avg, run.learner.y_avg
     assert run.curve.eval_return.iloc[-1] == pytest.approx(x @ np.array([[1, -1], [-1, 1]]) @ y)
     ev = evaluate(run.policy, "matrix_matching_pennies", episodes=4_000, greedy=False)
-    assert abs(ev.returns[:, 0].mean()) < 0.06 and ev.team == [0, 1]  # both sample their average
+    assert abs(ev.mean) < 0.06 and ev.team == [0]  # both sample their average; the row player's payoff
     # a general-sum game logs NashConv / 2 (the zero-sum part does not apply)
     pd_run = _play("matrix_prisoners_dilemma", 50)
     assert not pd_run.learner.zero_sum  # both defect from round 1 on: a Nash equilibrium
@@ -322,26 +323,116 @@ def test_win_rate_matrix_labels_and_values():
         pool.win_rate(preds["pred:heuristic"], preys["prey:random"], 32, 5))
 
 
+def test_a_match_is_a_policy_of_both_sides_that_evaluate_takes():
+    import pickle
+
+    from course_lib.evaluation import evaluate
+
+    preds, preys = league.reference_players()
+    match = pool.Match(preds["pred:heuristic"], preys["prey:random"])
+    ev = evaluate(match, "simple_tag_v3", episodes=32)
+    assert ev.team == [0, 1, 2] and ev.agents == pool.AGENTS and ev.mean > 0  # the scripted predators tag
+    assert pool.Match(prey=preys["prey:heuristic"]).act(np.zeros((2, 4, 16)))[:, :3].tolist() == [[0] * 3] * 2
+    opponent = pool.PoolSide([("a", preys["prey:random"]), ("b", preys["prey:heuristic"])])
+    assert repr(pickle.loads(pickle.dumps(pool.Match(prey=opponent)))) == repr(pool.Match(prey=opponent))
+
+
+def test_team_side_takes_the_team_of_a_trained_policy():
+    from course_lib.algos import maddpg
+
+    scripted = maddpg.reference_policy("heuristic", "simple_tag_v3")  # team: the predators
+    side = pool.TeamSide(scripted)
+    preds, preys = league.reference_players()
+    assert pool.win_rate(side, preys["prey:random"], 32, 1) == pool.win_rate(preds["pred:heuristic"],
+                                                                              preys["prey:random"], 32, 1)
+    with pytest.raises(ValueError, match="simple_tag"):
+        pool.TeamSide(maddpg.reference_policy("heuristic", "simple_spread_v3"))
+
+
+TINY = dict(total_steps=2 * 2 * 800, steps_per_generation=800, eval_episodes=8, pool_size=2,
+            advantage=elo.side_advantage(0.19))  # two generations of one PPO update per side
+
+
+def _league(parts=None, **overrides):
+    return league.train("simple_tag_v3", league.Config(**{**TINY, **overrides}), parts=parts, progress=False)
+
+
 @pytest.mark.timeout(240)
 def test_a_small_league_trains_rates_and_freezes():
-    pytest.importorskip("course_lib.algos.ppo")  # the learner (notebooks/07's reference)
-    res = league.train_league(generations=2, steps_per_generation=1_600, eval_episodes=16, pool_size=2,
-                              advantage=elo.side_advantage(0.19), progress=False)
-    h = res.history
-    assert list(h.generation) == [0, 1, 2]
-    for col in ("elo/predator", "elo/prey", "exploitability/predator", "winrate/pool", "return/predator", "cpu_s"):
+    run = _league()
+    h = run.curve
+    assert list(h.generation) == [0, 1, 2] and list(h.step) == [0, 1_600, 3_200]
+    for col in ("elo/predator", "elo/prey", "exploitability/predator", "winrate/pool", "winrate/pool_predicted",
+                "return/predator", "cpu_s"):
         assert col in h.columns
-    assert h["return/predator"].iloc[1:].notna().all()
-    assert set(res.predators) == {"pred@g0", "pred@g1", "pred@g2"}
+    assert h["return/predator"].iloc[1:].notna().all() and (h.train_return == h["return/predator"]).iloc[1:].all()
+    res = run.learner
+    assert set(res.predators) == {"pred@g0", "pred@g1", "pred@g2"} and res.prey_pool.names == ["prey@g1", "prey@g2"]
     assert res.ratings["pred:random"] == 1000.0 and res.ratings["prey:random"] == 1000.0
-    frozen = league.frozen_pool(res)
+    frozen = league.frozen_pool(run)
     assert set(frozen.preys) == {"prey:random", "prey:heuristic", "prey@g0", "prey@g1", "prey@g2"}
     rated = league.fixed_pool_elo({"p": res.predators["pred@g2"]}, "predator", frozen, episodes=8)
     assert rated.columns.tolist() == ["player", "side", "elo", "mean_score", "min_score", "exploitability"]
     again = league.fixed_pool_elo({"p": res.predators["pred@g2"]}, "predator", frozen, episodes=8)
     assert rated.elo.iloc[0] == again.elo.iloc[0]  # same episodes, seeded sampling
-    with pytest.raises(ValueError, match="generations"):
-        league.train_league(generations=0, progress=False)
+    assert run.policy.team == [0, 1, 2]  # the predators, against the newest prey
+    with pytest.raises(ValueError, match="one generation"):
+        _league(total_steps=800)
+
+
+@pytest.mark.timeout(240)
+def test_the_league_calls_your_elo_parts_and_wrong_parts_change_it():
+    calls = {"expected_score": 0, "elo_update": 0}
+
+    def spy(name):
+        def wrapped(*args):
+            calls[name] += 1
+            return getattr(elo, name)(*args)
+        return wrapped
+
+    reference = _league(total_steps=1_600).curve.drop(columns=["sps", "cpu_s"])
+    spied = _league(parts={n: spy(n) for n in calls}, total_steps=1_600).curve.drop(columns=["sps", "cpu_s"])
+    pd.testing.assert_frame_equal(spied, reference)
+    # 8 games a pairing; generation 0: 3 + 2 pairings of the newcomers and 4 reference ones; generation 1: 4 + 3
+    assert calls == {"expected_score": 1 + 2, "elo_update": 8 * (3 + 2 + 4) + 8 * (4 + 3)}
+
+    def update_without_k(ra, rb, score, k=32.0):
+        change = score - elo.expected_score(ra, rb)
+        return ra + change, rb - change
+
+    def expected_natural(a, b):
+        return 1 / (1 + np.exp((np.asarray(b, dtype=float) - np.asarray(a, dtype=float)) / 400))
+
+    wrong = _league(parts={"elo_update": update_without_k}, total_steps=1_600).curve
+    assert not np.allclose(wrong["elo/predator"], reference["elo/predator"])
+    assert np.array_equal(wrong["winrate/pool"], reference["winrate/pool"])  # the games are the same
+    wrong = _league(parts={"expected_score": expected_natural}, total_steps=1_600).curve
+    assert not np.allclose(wrong["winrate/pool_predicted"], reference["winrate/pool_predicted"])
+
+
+@pytest.mark.timeout(300)
+def test_the_league_resumes_exactly(tmp_path):
+    full = _league()
+    calls = {"n": 0}
+
+    def interrupting(ra, rb, score, k=32.0):
+        calls["n"] += 1
+        if calls["n"] == 150:  # in generation 2 (generations 0 and 1 play 72 + 56 games)
+            raise KeyboardInterrupt
+        return elo.elo_update(ra, rb, score, k)
+
+    with pytest.raises(KeyboardInterrupt):
+        league.train("simple_tag_v3", league.Config(**TINY), parts={"elo_update": interrupting}, out=tmp_path,
+                     progress=False)
+    saved = learning.load(tmp_path).learner
+    assert saved.generation == 1 and len(saved.rows) == 2  # generation 2 rolled back whole
+    resumed = league.train("simple_tag_v3", league.Config(**TINY), resume=tmp_path, progress=False)
+    drop = ["sps", "cpu_s"]
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns=drop), full.curve.drop(columns=drop))
+    for side in ("adversary", "agent"):
+        a, b = resumed.learner.agents[side].net.state_dict(), full.learner.agents[side].net.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.learner.ratings == full.learner.ratings
 
 
 # --------------------------------------------------------------------- judge cases

@@ -20,6 +20,7 @@ LEARNERS = {
     "reinforce": "course_lib.algos.reinforce:Reinforce",
     "levers": "course_lib.algos.levers:Levers",
     "fictitious_play": "course_lib.selfplay.fictitious:FictitiousPlay",
+    "league": "course_lib.selfplay.league:League",
     "maddpg": "course_lib.algos.maddpg:MADDPG",
     "drqn": "course_lib.advanced.drqn:DRQN",
     "curiosity": "course_lib.advanced.curiosity:Curiosity",

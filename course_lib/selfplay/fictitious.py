@@ -171,12 +171,13 @@ def _pure(index: int, size: int) -> np.ndarray:
 
 class MixedStrategyPolicy(Policy):
     """Each player plays from its own mixed strategy: samples it (``greedy=False``, the
-    policy's own generator) or plays its most likely action (``greedy=True``)."""
+    policy's own generator) or plays its most likely action (``greedy=True``).  ``team``
+    is the row player: a team return is its payoff, as in the learner's curve."""
 
     name = "mixed_strategy"
 
     def __init__(self, strategies: Sequence[np.ndarray], agents, obs_dim: int, seed: int = 0):
-        super().__init__(agents, obs_dim)
+        super().__init__(agents, obs_dim, team=[0])
         self.strategies = [np.asarray(s, dtype=float) for s in strategies]
         self.rng = np.random.default_rng(seed)
 
