@@ -8,8 +8,10 @@ Where the episodes run (``on``):
 
 * ``"twin"`` (default): the batched twin, fast.  On the MPE tasks, episode ``k`` starts
   from exactly mpe2's ``reset(seed=seed + k)``, so the numbers are mpe2's episodes;
-  on the course tasks ``num_envs`` environments are reset with ``seed`` and run until
-  ``episodes`` episodes have ended (the first ones to end are kept).
+  on the course tasks ``num_envs`` environments are reset with ``seed`` and their
+  episodes are taken round by round: every environment's first episode, then every
+  environment's second, ... until ``episodes`` (the first ones to *end* would over-count
+  short episodes, e.g. the quick catches of predator-prey).
 * ``"single"`` (alias ``"mpe2"``): the PettingZoo environment, one episode at a time
   (``reset(seed=seed + k)``), through the policy's dict API -- mpe2 itself for the MPE
   tasks.  Slow, and the ground truth.
@@ -123,22 +125,25 @@ def _twin_mpe(policy, t: Task, episodes: int, seed: int, greedy: bool, num_envs:
 
 
 def _twin_course(policy, t: Task, episodes: int, seed: int, greedy: bool, num_envs: int | None):
-    """The first ``episodes`` episodes to end in ``num_envs`` environments reset with ``seed``."""
+    """``num_envs`` environments reset with ``seed``, episodes round by round (env ``b``'s
+    ``k``-th episode is number ``k * num_envs + b``), so that their lengths do not pick them."""
     env = t.batched(num_envs or min(episodes, 64), seed=seed)
     pol = _policy_for(policy, env, seed)
-    keys = list(env.core.metric_fill)
-    returns, metrics = [], {k: [] for k in keys}
+    B, rounds, keys = env.num_envs, -(-episodes // env.num_envs), list(env.core.metric_fill)
+    returns = np.zeros((rounds, B, env.num_agents))
+    metrics = {k: np.zeros((rounds, B)) for k in keys}
+    ended = np.zeros(B, dtype=np.int64)  # episodes each environment has finished
     obs, info = env.reset(seed=seed)
-    pol.reset(env.num_envs)
-    while len(returns) < episodes:
+    pol.reset(B)
+    while (ended < rounds).any():
         obs, _, _, _, info = env.step(pol.act(obs, info, greedy=greedy))
-        done = info["done"]
-        if done.any():
-            returns.extend(info["episode_return"][done])
-            for k in keys:
-                metrics[k].extend(np.asarray(info[k], dtype=float)[done])
-    metrics = {k: np.asarray(v[:episodes]) for k, v in metrics.items()}
-    return np.asarray(returns[:episodes]), metrics, list(env.possible_agents), _team(pol, env.num_agents)
+        done = np.flatnonzero(info["done"] & (ended < rounds))
+        returns[ended[done], done] = info["episode_return"][done]
+        for k in keys:
+            metrics[k][ended[done], done] = np.asarray(info[k], dtype=float)[done]
+        ended += info["done"]
+    metrics = {k: v.reshape(-1)[:episodes] for k, v in metrics.items()}
+    return returns.reshape(rounds * B, -1)[:episodes], metrics, list(env.possible_agents), _team(pol, env.num_agents)
 
 
 def _single(policy, t: Task, episodes: int, seed: int, greedy: bool):
