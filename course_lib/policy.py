@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Policy", "dict_to_batch", "batch_to_dict"]
+__all__ = ["Policy", "TeamSwap", "dict_to_batch", "batch_to_dict"]
 
 
 def dict_to_batch(obs: dict, agents: Sequence[str], width: int, infos: dict | None = None,
@@ -102,3 +102,22 @@ class Policy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, agents={len(self.agents)})"
+
+
+class TeamSwap(Policy):
+    """``played`` with its team's actions taken from ``reference``: the others (e.g.
+    simple_tag's prey) still play as in ``played``.  Reference lines for a team trained
+    against an opponent: random predators against the same prey (``course eval``)."""
+
+    def __init__(self, played: Policy, reference: Policy):
+        super().__init__(played.agents, played.obs_dim, team=played.team, continuous=played.continuous)
+        self.played, self.reference, self.name = played, reference, reference.name
+
+    def act(self, obs: np.ndarray, info: dict | None = None, greedy: bool = True) -> np.ndarray:
+        actions = np.array(self.played.act(obs, info, greedy), copy=True)
+        actions[:, self.team] = np.asarray(self.reference.act(obs, info, greedy))[:, self.team]
+        return actions
+
+    def reset(self, num_envs: int) -> None:
+        self.played.reset(num_envs)
+        self.reference.reset(num_envs)

@@ -670,12 +670,14 @@ def animation_html(pictures: Sequence[np.ndarray], fps: float = 4):
 
 
 def watch(policy: Any, task: "str | Task | None" = None, out: "str | Path | None" = None, seed: int = 0,
-          episodes: int = 1, fps: float | None = None, beside: Any = None, **options: Any):
+          episodes: int = 1, fps: float | None = None, beside: Any = None, labels: Sequence[str] | None = None,
+          **options: Any):
     """Play ``episodes`` episodes of ``policy`` on ``task`` and show them.
 
     ``out``: a ``.gif`` or ``.mp4`` file to write (returns its path); None returns an
     inline animation for Jupyter.  ``beside``: a reference kind (``"random"``,
-    ``"noop"``, ``"heuristic"``) or a policy played on the same episodes, on the right.
+    ``"noop"``, ``"heuristic"``) or a policy played on the same episodes, on the right;
+    ``labels``: the text above each side (default "your agents" and the other's name).
     ``fps``: frames per second (default 10 on the MPE tasks, 4 elsewhere).  Other
     options go to :func:`frames` (``greedy``, ``on``, ``size``, ``links``).
     """
@@ -687,8 +689,8 @@ def watch(policy: Any, task: "str | Task | None" = None, out: "str | Path | None
         if suffix == ".mp4":
             _ffmpeg()
     if beside is None:
-        pictures = frames(policy, t, seed, episodes, **options)
+        pictures = frames(policy, t, seed, episodes, label=labels[0] if labels else None, **options)
     else:
-        pictures = side_by_side(policy, beside, t, seed, episodes, **options)
+        pictures = side_by_side(policy, beside, t, seed, episodes, labels=labels, **options)
     fps = fps or (10 if t.is_mpe else 4)
     return animation_html(pictures, fps) if out is None else save(pictures, out, fps)
