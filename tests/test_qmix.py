@@ -285,3 +285,27 @@ def test_train_resumes_exactly_after_ctrl_c(tmp_path, recurrent):
 def test_step_knobs_must_be_multiples_of_num_envs():
     with pytest.raises(ValueError, match="log_every=100 must be a multiple of num_envs=32"):
         qmix.train("two_step", qmix.Config(log_every=100), progress=False)
+
+
+def test_evaluation_counts_every_envs_first_episode_not_the_quickest():
+    """evaluate() on a course task with episodes = num_envs plays each environment's first
+    episode: the episodes that end first (predator-prey's quick catches) must not crowd out
+    the others.  The learner's eval_return is that evaluation of its greedy policy."""
+    from course_lib.envs.policies import make_policy
+
+    pp = task("predator_prey", grid_size=7, max_steps=12)
+    env = pp.batched(16, seed=3)
+    policy = make_policy("heuristic", env, seed=3)
+    obs, _ = env.reset(seed=3)
+    first, length, ended = np.full(16, np.nan), np.zeros(16), np.zeros(16, dtype=bool)
+    for t in range(1, 13):
+        obs, _, _, _, info = env.step(policy(obs))
+        new = info["done"] & ~ended
+        first[new], length[new] = info["episode_return_mean"][new], t
+        ended |= info["done"]
+    assert ended.all() and np.ptp(length) >= 5, "the test needs quick and slow catches (-0.1 per step)"
+    ev = evaluate("heuristic", pp, episodes=16, seed=3, num_envs=16)
+    assert ev.summary()["return_per_agent"] == pytest.approx(first.mean())
+    run = train(mixer="vdn", eval_episodes=8)
+    again = evaluate(run.policy, PO, episodes=8, seed=run.config.seed + 10_000, num_envs=8)
+    assert run.curve["eval_return"].iloc[-1] == again.summary()["return_per_agent"]
