@@ -322,16 +322,10 @@ def _reference_lines(run) -> dict[str, float]:
 
 
 def _reference(run, kind: str):
-    """The reference policy ``kind`` for the run's team.  Where the team is not every agent
-    (simple_tag's predators), the others play as in the run (its opponent), so that the
-    lines compare like with like."""
-    policy = run.policy
-    if len(policy.team) == len(policy.agents) or not run.task.is_mpe:
-        return kind
-    from course_lib.envs.policies import make_policy
-    from course_lib.policy import TeamSwap
+    """The reference ``kind`` for the run's team, against the run's own opponent, if any."""
+    from course_lib.evaluation import reference_for
 
-    return TeamSwap(policy, make_policy(kind, run.task.batched(1), seed=run.config.seed))
+    return reference_for(kind, run.policy, run.task, seed=run.config.seed)
 
 
 def _plot_curve(run, references: dict[str, float], path: Path) -> None:
@@ -412,9 +406,8 @@ def cmd_watch(args) -> int:
     if args.on == "mpe2" and not run.task.is_mpe:
         raise UsageError(f"--on mpe2 is for the MPE tasks; {run.task} plays --on single or --on twin")
     start = time.perf_counter()
-    beside = _reference(run, args.beside) if args.beside else None
     path = render.watch(run.policy, run.task, out=out, seed=args.seed, episodes=args.episodes, fps=args.fps,
-                        beside=beside, labels=(f"{run.algo} (this run)", f"{args.beside}"),
+                        beside=args.beside, labels=(f"{run.algo} (this run)", f"{args.beside}"),
                         greedy=not args.sampled, on=args.on)
     print(f"{path} ({args.episodes} episode(s) of {run.algo} on {run.task}"
           + (f" beside {args.beside}" if args.beside else "") + f", {time.perf_counter() - start:.1f} s)")

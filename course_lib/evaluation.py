@@ -28,7 +28,7 @@ import numpy as np
 
 from course_lib.tasks import Task, task as make_task
 
-__all__ = ["Evaluation", "evaluate", "REFERENCE_KINDS"]
+__all__ = ["Evaluation", "evaluate", "reference_for", "REFERENCE_KINDS"]
 
 REFERENCE_KINDS = ("random", "noop", "heuristic")
 
@@ -99,6 +99,24 @@ def _policy_for(policy: Any, env: Any, seed: int):
         raise TypeError(f"evaluate() takes a Policy (with .act) or one of {REFERENCE_KINDS}, "
                         f"got {type(policy).__name__}")
     return policy
+
+
+def reference_for(kind: str, like: Any, task: "str | Task", seed: int = 0) -> Any:
+    """The reference policy ``kind`` to set beside the policy ``like`` on ``task``.
+
+    Where ``like`` plays for only part of the agents (simple_tag's predators, the others
+    being its opponent), the reference plays that team and ``like`` the others
+    (:class:`course_lib.policy.TeamSwap`), so both face the same opponent; otherwise it is
+    just ``kind``, built by :func:`evaluate` on its own environment.
+    """
+    t = make_task(task)
+    agents, team = getattr(like, "agents", None), getattr(like, "team", None)
+    if agents is None or team is None or len(team) == len(agents) or not t.is_mpe:
+        return kind
+    from course_lib.envs.policies import make_policy
+    from course_lib.policy import TeamSwap
+
+    return TeamSwap(like, make_policy(kind, t.batched(1), seed=seed))
 
 
 def _team(policy: Any, n: int) -> list[int]:

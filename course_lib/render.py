@@ -586,10 +586,15 @@ def _mpe_picture(env, w: np.ndarray | None, size: int):
 def side_by_side(policy: Any, other: Any = "random", task: "str | Task | None" = None, seed: int = 0,
                  episodes: int = 1, labels: Sequence[str] | None = None, **options: Any) -> list[np.ndarray]:
     """Frames of ``policy`` (left) and ``other`` (right: a reference kind or a policy) on
-    the same episodes; the shorter episode holds its last frame."""
+    the same episodes; the shorter episode holds its last frame.  A reference kind plays
+    ``policy``'s team against ``policy``'s own opponent, if it has one (simple_tag's prey)."""
+    from course_lib.evaluation import reference_for
+
     policy, t = _resolve(policy, task)
     if labels is None:
         labels = ("your agents", f"{other} agents" if isinstance(other, str) else getattr(other, "name", "other"))
+    if isinstance(other, str) and not isinstance(policy, str):
+        other = reference_for(other, policy, t, seed)
     left = frames(policy, t, seed, episodes, label=labels[0], **options)
     right = frames(other, t, seed, episodes, label=labels[1], **options)
     n = max(len(left), len(right))

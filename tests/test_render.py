@@ -93,3 +93,26 @@ def test_files_and_inline_animation(tmp_path):
         frames("random", "gridworld", on="mpe2")
     with pytest.raises(ValueError, match="reference policy"):
         frames("randm", "gridworld")
+
+
+class _Predators(Policy):
+    """Plays simple_tag's predators (always action 4) and, as their opponent, the prey (action 1)."""
+
+    def act(self, obs, info=None, greedy=True):
+        actions = np.ones(np.shape(obs)[:2], dtype=np.int64)
+        actions[:, self.team] = 4
+        return actions
+
+
+def test_a_reference_beside_a_team_faces_the_same_opponent():
+    from course_lib.evaluation import reference_for
+
+    env = task("simple_tag_v3").batched(8, seed=0)
+    predators = _Predators(env.agent_names, env.obs_dim, team=np.flatnonzero(env.is_adversary))
+    swapped = reference_for("random", predators, "simple_tag_v3")
+    actions = swapped.act(env.reset(seed=0)[0])
+    prey = [i for i in range(env.num_agents) if i not in predators.team]
+    assert (actions[:, prey] == 1).all(), "the prey still plays the run's opponent"
+    assert (actions[:, predators.team] != 4).any(), "the predators play the reference"
+    assert reference_for("random", make_policy("heuristic", task("gridworld").batched(1)), "gridworld") == "random"
+    assert len(side_by_side(predators, "random", "simple_tag_v3", seed=0)) == 26
