@@ -325,12 +325,6 @@ class _ReferenceTeam(TeamPolicy):
         return np.asarray(self.reference.act(obs))[:, self.team]
 
 
-def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
-    """Gumbel(0, 1) noise ``-log(-log u)`` drawn from ``generator`` (so that runs repeat)."""
-    u = torch.rand(shape, generator=generator).clamp(1e-10, 1.0 - 1e-7)
-    return -torch.log(-torch.log(u))
-
-
 def team_of(env) -> list[int]:
     """The agents MADDPG trains: every agent, or simple_tag's adversaries (the predators)."""
     if env.name == "simple_tag_v3":
@@ -364,6 +358,12 @@ def reference_policy(kind: str, task: Any = "simple_tag_v3", opponent: Any = "he
 # =============================================================================
 # 5. The learner
 # =============================================================================
+def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
+    """Gumbel(0, 1) noise ``-log(-log u)`` drawn from ``generator`` (so that runs repeat)."""
+    u = torch.rand(shape, generator=generator).clamp(1e-10, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
 class MADDPG(learning.Learner):
     name = "maddpg"
     description = "MADDPG (or IDDPG: critic='independent'), decentralised actors and centralised critics on MPE (notebook 04)"
