@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import learning
-from course_lib.evaluation import evaluate
 from course_lib.algos.commnet import comm_mean, lever_ids
 from course_lib.algos.reinforce import CommPolicy, make_model, plug_parts, reinforce_loss
+from course_lib.evaluation import evaluate
 from course_lib.tasks import task as make_task
 
 __all__ = ["Config", "Parts", "LeverPolicy", "Levers", "train"]

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from course_lib import learning
-from course_lib.evaluation import evaluate
 from course_lib.algos.commnet import CommNet, comm_mean
 from course_lib.algos.tarmac import TarMAC, attention_weights
+from course_lib.evaluation import evaluate
 from course_lib.policy import Policy
 
 __all__ = ["reinforce_loss", "rollout", "returns_to_go", "episode_values", "horizon", "MODELS", "make_model",
