@@ -14,8 +14,8 @@ Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay
 * simple_tag_v3 (the batched twin of mpe2's; 3 predators, 1 prey, 2 obstacles, 25 steps;
   predators win an episode when they touch the prey at least once): per seed, IPPO
   predators and prey trained against rolling pools of 5 past selves and by naive
-  self-play (:func:`course_lib.selfplay.league.train_league`), MADDPG predators trained
-  against the final prey pool; every final agent and the random and scripted policies
+  self-play (:func:`course_lib.selfplay.league.train`), MADDPG predators
+  (:func:`course_lib.algos.maddpg.train`) trained against the final prey pool; every final agent and the random and scripted policies
   rated against the frozen archive of the pool-of-5 league (fixed-pool Elo, K = 32,
   random policies anchored at 1000, the predators' edge measured from random against
   random); the exploitability approximation (0.5 - lowest score against that pool); the
@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from course_lib.algos import maddpg  # noqa: E402
 from course_lib.selfplay import elo, fictitious, league, pool  # noqa: E402
 from course_lib.tasks import task  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
@@ -52,11 +54,14 @@ GAMES = {"rock-paper-scissors": task("matrix_rock_paper_scissors"),
              fictitious.biased_rock_paper_scissors()))}
 # The notebook's budgets: budget(full=..., quick=...) in its setup cell.
 FULL = dict(fp_iterations=20_000, generations=10, steps_per_generation=12_000, eval_episodes=100,
-            maddpg_steps=80_000, maddpg={}, cross_episodes=500, reference_episodes=4_000)
+            maddpg_steps=80_000, maddpg=dict(batch_size=256, learning_starts=5_000), cross_episodes=500,
+            reference_episodes=4_000)
 QUICK = dict(fp_iterations=20_000, generations=2, steps_per_generation=1_600, eval_episodes=16,
              maddpg_steps=1_500, maddpg=dict(batch_size=64, learning_starts=500), cross_episodes=32,
              reference_episodes=400)
 POOL_SIZE = 5
+# the MADDPG predators of the cross-play comparison: 32 environments, learning rates 1e-3, one evaluation at the end
+MADDPG = dict(num_envs=32, actor_lr=1e-3, critic_lr=1e-3, eval_every=0, eval_episodes=50)
 
 
 def code_versions() -> dict[str, str]:
@@ -99,25 +104,34 @@ def fictitious_play(iterations: int) -> dict[str, Any]:
     return out
 
 
+def history(curve, pool_size: int, seed: int) -> dict[str, list]:
+    """A league's curve as the JSON's ``league_history`` (one list per column, one entry per generation)."""
+    h = curve.drop(columns=["sps"]).assign(pool_size=pool_size, seed=seed)
+    return h.replace({np.nan: None}).to_dict(orient="list")
+
+
 def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
     """One seed of the notebook's simple_tag experiment."""
     cpu0, wall0 = time.process_time(), time.perf_counter()
     runs = {"pool5": POOL_SIZE, "naive": 1}
-    results = {name: league.train_league(generations=b["generations"], steps_per_generation=b["steps_per_generation"],
-                                         pool_size=size, eval_episodes=b["eval_episodes"], advantage=advantage,
-                                         seed=seed, progress=False)
+    config = league.Config(seed=seed, total_steps=2 * b["generations"] * b["steps_per_generation"],
+                           steps_per_generation=b["steps_per_generation"], eval_episodes=b["eval_episodes"],
+                           advantage=advantage)
+    results = {name: league.train("simple_tag_v3", replace(config, pool_size=size), progress=False)
                for name, size in runs.items()}
-    final_pool = [results["pool5"].preys[k] for k in list(results["pool5"].preys)[-POOL_SIZE:]]
-    maddpg_run = league.train_maddpg_predators(final_pool, b["maddpg_steps"], seed=seed, **b["maddpg"])
+    leagues = {name: r.learner for name, r in results.items()}
+    maddpg_config = maddpg.Config(seed=seed, total_steps=b["maddpg_steps"], **MADDPG, **b["maddpg"],
+                                  opponent=pool.Match(prey=leagues["pool5"].prey_pool.opponent()))
+    maddpg_run = maddpg.train("simple_tag_v3", maddpg_config, progress=False)
     ref_preds, ref_preys = league.reference_players(seed=seed)
     last = f"@g{b['generations']}"
     preds = {"random": ref_preds["pred:random"], "scripted": ref_preds["pred:heuristic"],
-             "IPPO (pool of 5)": results["pool5"].predators[f"pred{last}"],
-             "IPPO (naive)": results["naive"].predators[f"pred{last}"],
-             "MADDPG (vs the IPPO prey pool)": pool.maddpg_side(maddpg_run.policy)}
+             "IPPO (pool of 5)": leagues["pool5"].predators[f"pred{last}"],
+             "IPPO (naive)": leagues["naive"].predators[f"pred{last}"],
+             "MADDPG (vs the IPPO prey pool)": pool.TeamSide(maddpg_run.policy)}
     preys = {"random": ref_preys["prey:random"], "scripted": ref_preys["prey:heuristic"],
-             "IPPO (pool of 5)": results["pool5"].preys[f"prey{last}"],
-             "IPPO (naive)": results["naive"].preys[f"prey{last}"]}
+             "IPPO (pool of 5)": leagues["pool5"].preys[f"prey{last}"],
+             "IPPO (naive)": leagues["naive"].preys[f"prey{last}"]}
     frozen = league.frozen_pool(results["pool5"])
     rated = {"predator": league.fixed_pool_elo(preds, "predator", frozen, b["eval_episodes"]),
              "prey": league.fixed_pool_elo(preys, "prey", frozen, b["eval_episodes"])}
@@ -127,14 +141,14 @@ def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
         "fixed_pool_elo": {side: {r.player: {"elo": float(r.elo), "mean_score": float(r.mean_score),
                                              "min_score": float(r.min_score), "exploitability": float(r.exploitability)}
                                   for r in df.itertuples()} for side, df in rated.items()},
-        "league_elo_final": {name: {k: float(v) for k, v in r.ratings.items()} for name, r in results.items()},
-        "league_history": {name: r.history.replace({np.nan: None}).to_dict(orient="list") for name, r in results.items()},
+        "league_elo_final": {name: {k: float(v) for k, v in r.ratings.items()} for name, r in leagues.items()},
+        "league_history": {name: history(r.curve, size, seed) for (name, r), size in zip(results.items(), runs.values())},
         "cross_play": {"predators": list(cross.index), "prey": list(cross.columns),
                        "win_rate": cross.to_numpy().round(4).tolist()},
-        "cpu_s": {**{f"league_{n}": round(r.cpu_s, 1) for n, r in results.items()},
+        "cpu_s": {**{f"league_{n}": round(float(r.curve.cpu_s.iloc[-1]), 1) for n, r in results.items()},
                   "total": round(time.process_time() - cpu0, 1)},
-        "wall_s": {**{f"league_{n}": round(r.wall_s, 1) for n, r in results.items()},
-                   "maddpg": round(maddpg_run.wall_s, 1), "total": round(time.perf_counter() - wall0, 1)},
+        "wall_s": {**{f"league_{n}": round(r.wall_s, 1) for n, r in leagues.items()},
+                   "maddpg": round(maddpg_run.learner.wall_s, 1), "total": round(time.perf_counter() - wall0, 1)},
     }
     p5 = out["fixed_pool_elo"]["predator"]
     print(f"seed {seed}: fixed-pool Elo of the predators: " +
