@@ -15,8 +15,8 @@ Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay
   predators win an episode when they touch the prey at least once): per seed, IPPO
   predators and prey trained against rolling pools of 5 past selves and by naive
   self-play (:func:`course_lib.selfplay.league.train`), MADDPG predators
-  (:func:`course_lib.algos.maddpg.train`) trained against the final prey pool; every final agent and the random and scripted policies
-  rated against the frozen archive of the pool-of-5 league (fixed-pool Elo, K = 32,
+  (:func:`course_lib.algos.maddpg.train`) trained against the final prey pool; every
+  final agent and the random and scripted policies rated against the frozen archive of the pool-of-5 league (fixed-pool Elo, K = 32,
   random policies anchored at 1000, the predators' edge measured from random against
   random); the exploitability approximation (0.5 - lowest score against that pool); the
   cross-play matrix.
@@ -142,7 +142,7 @@ def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
                                              "min_score": float(r.min_score), "exploitability": float(r.exploitability)}
                                   for r in df.itertuples()} for side, df in rated.items()},
         "league_elo_final": {name: {k: float(v) for k, v in r.ratings.items()} for name, r in leagues.items()},
-        "league_history": {name: history(r.curve, size, seed) for (name, r), size in zip(results.items(), runs.values())},
+        "league_history": {name: history(results[name].curve, size, seed) for name, size in runs.items()},
         "cross_play": {"predators": list(cross.index), "prey": list(cross.columns),
                        "win_rate": cross.to_numpy().round(4).tolist()},
         "cpu_s": {**{f"league_{n}": round(float(r.curve.cpu_s.iloc[-1]), 1) for n, r in results.items()},
