@@ -16,10 +16,10 @@ Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay
   predators and prey trained against rolling pools of 5 past selves and by naive
   self-play (:func:`course_lib.selfplay.league.train`), MADDPG predators
   (:func:`course_lib.algos.maddpg.train`) trained against the final prey pool; every
-  final agent and the random and scripted policies rated against the frozen archive of the pool-of-5 league (fixed-pool Elo, K = 32,
-  random policies anchored at 1000, the predators' edge measured from random against
-  random); the exploitability approximation (0.5 - lowest score against that pool); the
-  cross-play matrix.
+  final agent and the random and scripted policies rated against the frozen archive of
+  the pool-of-5 league (fixed-pool Elo, K = 32, random policies anchored at 1000, the
+  predators' edge measured from random against random); the exploitability
+  approximation (0.5 - lowest score against that pool); the cross-play matrix.
 
 One process, one torch thread.  Time is reported as process CPU seconds (what the run
 costs on an idle core) and wall seconds, with the load average (the machine is shared).
