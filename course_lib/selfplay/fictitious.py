@@ -231,10 +231,11 @@ class FictitiousPlay(learning.Learner):
     def respond(self, t: int) -> None:
         """Round ``t``: both best-respond at once (to the opponent's average or latest strategy)."""
         opp_x, opp_y = (self.x_avg, self.y_avg) if self.config.respond_to == "average" else (self.x, self.y)
-        x = np.asarray(self.parts.best_response(self.A, opp_y), dtype=float)
-        y = np.asarray(self.parts.best_response(self.B.T, opp_x), dtype=float)  # column player: payoff[b, a] = B[a, b]
-        x_avg = np.asarray(self.parts.update_average(self.x_avg, x, t), dtype=float)
-        y_avg = np.asarray(self.parts.update_average(self.y_avg, y, t), dtype=float)
+        # copies: an answer that edits its inputs in place cannot change earlier rounds
+        x = np.array(self.parts.best_response(self.A, opp_y.copy()), dtype=float)
+        y = np.array(self.parts.best_response(self.B.T, opp_x.copy()), dtype=float)  # column player: payoff[b, a] = B[a, b]
+        x_avg = np.array(self.parts.update_average(self.x_avg.copy(), x.copy(), t), dtype=float)
+        y_avg = np.array(self.parts.update_average(self.y_avg.copy(), y.copy(), t), dtype=float)
         self.x, self.y, self.x_avg, self.y_avg = x, y, x_avg, y_avg  # all at once: an interrupted round leaves no trace
 
     def log_round(self) -> None:
