@@ -2,7 +2,6 @@
 TarMAC trained by the REINFORCE learner with the student's attention_weights."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
