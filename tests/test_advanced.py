@@ -326,9 +326,15 @@ def test_explorer_calls_your_icm_losses_and_logs(bonus):
     assert evaluate(run.policy, GRID, episodes=1, on="single").returns.shape == (1, 2)
 
 
-def test_explorer_rejects_unknown_bonuses():
+def test_explorer_and_scaling_reject_bad_configs():
     with pytest.raises(ValueError, match="bonus"):
         curiosity.train(GRID, curiosity.Config(bonus="count", total_steps=8), progress=False)
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        curiosity.train(GRID, curiosity.Config(log_every=100), progress=False)
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        scaling.train("neighbour_majority", scaling.Config(log_every=100), progress=False)
+    with pytest.raises(ValueError, match="comm"):
+        scaling.train("neighbour_majority", scaling.Config(comm="broadcast"), progress=False)
 
 
 def test_icm_losses_that_train_the_encoder_change_the_run():

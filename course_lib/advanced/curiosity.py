@@ -185,6 +185,8 @@ class Curiosity(learning.Learner):
         cfg = config
         if cfg.bonus not in BONUSES:
             raise ValueError(f"bonus must be one of {BONUSES}, got {cfg.bonus!r}")
+        if cfg.log_every % cfg.num_envs:  # rows are due after a step of all grids
+            raise ValueError(f"log_every={cfg.log_every} must be a multiple of num_envs={cfg.num_envs}")
         if cfg.torch_threads is not None:
             torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(cfg.seed)

@@ -156,6 +156,8 @@ class Scaling(learning.Learner):
     def __init__(self, task, config: Config, parts: Parts):
         super().__init__(task, config, parts)
         cfg = config
+        if cfg.log_every % cfg.batch_size:  # rows are due after an update
+            raise ValueError(f"log_every={cfg.log_every} must be a multiple of batch_size={cfg.batch_size}")
         if cfg.torch_threads is not None:
             torch.set_num_threads(int(cfg.torch_threads))
         torch.manual_seed(cfg.seed)
