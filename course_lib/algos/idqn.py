@@ -131,7 +131,8 @@ class IDQN(learning.Learner):
         """Act epsilon-greedily on each agent's own Q-values; store the joint transition."""
         with torch.no_grad():
             q_values = self.q_net(torch.as_tensor(self.obs)).numpy()  # [B, N, A]
-        actions = np.asarray(self.parts.epsilon_greedy(q_values, self.epsilon(self.step + self.env.num_envs), self.rng), dtype=np.int64)
+        epsilon = self.epsilon(self.step + self.env.num_envs)
+        actions = np.asarray(self.parts.epsilon_greedy(q_values, epsilon, self.rng), dtype=np.int64)
         next_obs, rewards, terms, _, info = self.env.step(actions)
         # final_obs is the true next obs of finished episodes; only termination stops bootstrapping
         self.buffer.add(self.obs, actions, rewards, info["final_obs"], terms)

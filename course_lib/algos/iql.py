@@ -219,7 +219,7 @@ class StatelessQ(learning.Learner):
     """
 
     name = "stateless_q"
-    description = "independent, joint-action and hysteretic Q-learners on matrix games, many seeds at once (notebook 02)"
+    description = "independent, joint-action or hysteretic Q-learners on a matrix game, many seeds (notebook 02)"
     Config = Config
     Parts = Parts
 

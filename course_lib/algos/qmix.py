@@ -277,7 +277,8 @@ class AgentQPolicy(Policy):
                 if self.hidden is None or self.hidden.shape[0] != obs.shape[0]:
                     self.reset(obs.shape[0])
                 if info is not None and "done" in info:  # a new episode starts where the last one ended
-                    self.hidden = self.hidden * torch.as_tensor(~np.asarray(info["done"]), dtype=torch.float32)[:, None, None]
+                    running = torch.as_tensor(~np.asarray(info["done"]), dtype=torch.float32)
+                    self.hidden = self.hidden * running[:, None, None]
                 q, self.hidden = self.q_net(obs, self.hidden)
             else:
                 q = self.q_net(obs)
