@@ -136,9 +136,9 @@ def hysteretic_q_update(q, action, reward, alpha, beta) -> np.ndarray:
 class Config:
     """Stateless learners on a matrix game: ``n_seeds`` independent runs played side by side.
 
-    ``step`` counts the one-shot games played by *each* run (one step of every run's
-    game; a run of ``total_steps`` plays ``n_seeds x total_steps`` games in all), and
-    every schedule knob below is in those games.
+    ``step`` (and ``episode``: a one-shot game is one episode) counts the games played by
+    *each* run (one step of every run's game; a run of ``total_steps`` plays
+    ``n_seeds x total_steps`` games in all), and every schedule knob below is in those games.
     """
 
     seed: int = 0  # seeds the environments (seed) and the learners' random numbers (seed + 1)
