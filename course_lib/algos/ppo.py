@@ -48,7 +48,7 @@ from course_lib.nets import AgentLinear, from_major, to_major
 from course_lib.policy import Policy
 
 __all__ = ["gae", "clipped_surrogate", "Group", "groups_of", "ActorCritic", "PPOAgent", "FrozenPolicy",
-           "TeamPolicy", "Config", "Parts", "IPPO", "train", "make_agent", "LOG_STD_BOUNDS"]
+           "TeamPolicy", "Config", "Parts", "IPPO", "train", "make_agent", "rollback_on_interrupt", "LOG_STD_BOUNDS"]
 
 LOG_STD_BOUNDS = (-2.0, 0.5)  # Method I's clamp: std between 0.14 and 1.65
 
