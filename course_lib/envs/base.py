@@ -529,13 +529,20 @@ class BatchedEnv:
         self.episode_return += rewards
         obs = self.observe()
         info: dict[str, Any] = {"done": done.copy(), "final_obs": obs}
-        info["episode_return"] = np.where(done[:, None], self.episode_return, np.nan)
-        info["team_return"] = np.where(done, self.episode_return.sum(axis=1), np.nan)
-        info["episode_return_mean"] = np.where(done, self.episode_return.mean(axis=1), np.nan)
-        info["episode_length"] = np.where(done, self.steps, 0)
+        any_done = done.any()
+        if any_done:
+            info["episode_return"] = np.where(done[:, None], self.episode_return, np.nan)
+            info["team_return"] = np.where(done, self.episode_return.sum(axis=1), np.nan)
+            info["episode_return_mean"] = np.where(done, self.episode_return.mean(axis=1), np.nan)
+            info["episode_length"] = np.where(done, self.steps, 0)
+        else:  # most steps: no episode ended, nothing to sum
+            info["episode_return"] = np.full(self.episode_return.shape, np.nan)
+            info["team_return"] = np.full(self.num_envs, np.nan)
+            info["episode_return_mean"] = np.full(self.num_envs, np.nan)
+            info["episode_length"] = np.zeros(self.num_envs, dtype=self.steps.dtype)
         for key, value in metrics.items():
             info[key] = np.where(done, value, self.metric_fill.get(key, np.nan))
-        if done.any():
+        if any_done:
             self._reset_where(done)
             obs = self.observe()
             self.steps[done] = 0
