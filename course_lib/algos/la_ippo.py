@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from course_lib import learning
@@ -88,6 +89,9 @@ class Config(ppo.Config):
     distill_batch: int = 64  # observations per alignment step
     separate_optimizer: bool = False  # the original bug: a second Adam on the encoders
     probe_size: int = 256  # observations used to measure the latent geometry when logging
+    # simple_tag: who plays the prey while the predators learn ("heuristic", "random", or obs -> every
+    # agent's actions, e.g. selfplay.pool.Match(prey=...)); None: every group learns (simple_spread)
+    opponent: Any = None
 
 
 @dataclass
@@ -111,7 +115,7 @@ class MethodI(ppo.IPPO):
             raise ValueError("Method I needs one encoder per agent: share_parameters must be False")
         if config.topology not in TOPOLOGIES:
             raise ValueError(f"unknown topology {config.topology!r}; choose from {TOPOLOGIES}")
-        super().__init__(task, config, parts)
+        super().__init__(task, config, parts, opponents=opponent_groups(task, config))
         if len(self.agents) != 1:
             raise ValueError("Method I aligns the agents of one group; got groups " + str(list(self.agents)))
         (agent,) = self.agents.values()
@@ -179,6 +183,35 @@ class MethodI(ppo.IPPO):
         geo = latent_geometry(agent.net, probe)
         return {"loss/distill": self.last_distill, "latent/distance": geo["distance"],
                 "latent/spread": geo["spread"], "latent/effective_dim": geo["effective_dim"]}
+
+
+class OpponentGroup:
+    """One group's columns of a policy of every agent: an opponent of :class:`ppo.IPPO`."""
+
+    def __init__(self, policy: Callable, agents: tuple):
+        self.policy, self.agents = policy, list(agents)
+
+    def __call__(self, obs):
+        return np.asarray(self.policy(obs))[:, self.agents]
+
+    def __repr__(self) -> str:
+        return f"OpponentGroup({self.policy!r}, {self.agents})"
+
+
+def opponent_groups(task, config: Config) -> dict | None:
+    """``config.opponent`` as IPPO's opponents: it plays every group but the predators (``"adversary"``)."""
+    if config.opponent is None:
+        return None
+    env = task.batched(1)
+    others = [g for g in ppo.groups_of(env) if g.name != "adversary"]
+    if len(others) == len(ppo.groups_of(env)):
+        raise ValueError(f"an opponent plays the prey of simple_tag_v3; {task} has no predators")
+    opponent = config.opponent
+    if not callable(opponent):
+        from course_lib.envs.policies import make_policy
+
+        opponent = make_policy(str(opponent), env, seed=config.seed)
+    return {g.name: OpponentGroup(opponent, g.agents) for g in others}
 
 
 def train(task: Any = "simple_spread_v3", config: Config | None = None, parts: Any = None,
