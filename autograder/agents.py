@@ -287,7 +287,7 @@ def cmd_train(args) -> int:
 def _listing(algo: str | None) -> str:
     """The algorithms and tasks, or one algorithm's settings."""
     from course_lib import algos
-    from course_lib.tasks import task_names
+    from course_lib.tasks import describe, task_names
 
     if algo:
         try:
@@ -303,7 +303,9 @@ def _listing(algo: str | None) -> str:
             lines.append(f"  {name:{width}s}  {algos.learner(name).description}")
         except Exception as exc:  # noqa: BLE001 - one broken module must not hide the others
             lines.append(f"  {name:{width}s}  (cannot be imported: {type(exc).__name__}: {exc})")
-    lines += ["tasks:", *(f"  {name}" for name in task_names())]
+    names = task_names()
+    width = max(map(len, names))
+    lines += ["tasks (course train ALGO TASK):", *(f"  {name:{width}s}  {describe(name)}" for name in names)]
     return "\n".join(lines)
 
 

@@ -20,9 +20,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Task", "task", "task_names"]
+__all__ = ["Task", "task", "task_names", "describe"]
 
 MPE_TASKS = ("simple_spread_v3", "simple_tag_v3")
+
+#: one line per task family, for ``course train --list`` (matrix games: see :func:`describe`)
+DESCRIPTIONS = {
+    "two_step": "QMIX's two-step game: agent 1 picks the second matrix, then both play it (notebook 03)",
+    "gridworld": "agents collect targets on a grid, shared reward (notebook 02)",
+    "gridworld_partial": "the grid world, each agent seeing only the cells around it",
+    "gridworld_sparse": "the grid world, rewarded only when every target is collected",
+    "levers": "CommNet's lever pulling: 5 of 500 agents each pull one of 5 levers, reward = distinct levers (notebook 05)",
+    "traffic_junction_easy": "CommNet's traffic junction, one crossing, up to 5 cars that see one cell around (notebook 05)",
+    "traffic_junction_medium": "traffic junction with two-way roads, up to 10 cars on 14x14",
+    "traffic_junction_hard": "traffic junction with four crossings, up to 20 cars on 18x18",
+    "predator_prey": "predators on a grid find and surround a prey they see only nearby (notebooks 03 and 05)",
+    "navigation": "cooperative navigation on a grid: every agent reaches the shared goal (notebook 05)",
+    "cue_corridor": "T-maze: a cue at the start says which arm pays at the end; needs memory (notebook 06)",
+    "sparse_goal_grid": "two agents walk corner to corner for one sparse reward; needs exploration (notebook 06)",
+    "neighbour_majority": "each agent guesses the majority bit of its k nearest neighbours; needs communication (notebook 06)",
+    "simple_spread_v3": "MPE cooperative navigation: 3 agents cover 3 landmarks (mpe2; batched twin SimpleSpreadVec)",
+    "simple_tag_v3": "MPE predator-prey: 3 predators chase a faster prey among obstacles (mpe2; twin SimpleTagVec)",
+}
 
 
 def _constructors() -> dict[str, tuple[Callable, Callable]]:
@@ -36,6 +55,14 @@ def _constructors() -> dict[str, tuple[Callable, Callable]]:
 def task_names() -> list[str]:
     """Every task name :func:`task` accepts."""
     return sorted(_constructors())
+
+
+def describe(name: str) -> str:
+    """One line on the task ``name``."""
+    if name.startswith("matrix_"):
+        game = name[len("matrix_"):].replace("_", " ")
+        return f"repeated one-shot matrix game: {game} (notebooks 02, 03 and 08)"
+    return DESCRIPTIONS.get(name, "")
 
 
 @dataclass(frozen=True)

@@ -19,3 +19,10 @@ def test_bench_results_load_from_the_checkout():
     results = bench_results("maddpg")
     assert isinstance(results, dict) and results, "bench/results/maddpg.json should load as a non-empty dict"
     assert bench_results("no_such_bench") is None
+
+
+def test_every_task_has_a_description():
+    from course_lib.tasks import describe, task_names
+
+    missing = [name for name in task_names() if not describe(name)]
+    assert not missing, f"tasks without a one-line description in course_lib.tasks.DESCRIPTIONS: {missing}"
