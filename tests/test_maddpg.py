@@ -256,7 +256,9 @@ def test_wrong_parts_change_the_run():
 
 def test_students_generic_actor_loss_drives_the_run():
     """The notebook's actor_loss (N critic passes on a tiled batch) is what runs: it is called, and its run
-    follows the reference's (one critic pass) up to float rounding at first."""
+    follows the reference's (one critic pass).  (On the development machine the two runs' gradients, weights
+    and evaluations are bit-identical; only the logged loss differs, by ~1e-7: the mean is summed in another
+    order.  Other BLAS builds may round differently, hence the tolerance.)"""
     def actor_loss(critic, obs, actions, new_actions):  # the notebook's solution
         B, N, A = actions.shape
         own = torch.eye(N, dtype=torch.bool).view(1, N, N, 1)
@@ -268,7 +270,8 @@ def test_students_generic_actor_loss_drives_the_run():
     spy = Spy(actor_loss)
     mine, reference = small_run(parts={"actor_loss": spy}), small_run()
     assert spy.calls == 41
-    np.testing.assert_allclose(mine.curve["loss/actor"].iloc[1], reference.curve["loss/actor"].iloc[1], rtol=1e-4)
+    for column in ("loss/critic", "loss/actor", "q"):
+        np.testing.assert_allclose(mine.curve[column], reference.curve[column], rtol=1e-4, err_msg=column)
 
 
 def test_run_resumes_exactly_after_ctrl_c(tmp_path):
