@@ -70,7 +70,8 @@ def spread(args, config: maddpg.Config) -> dict[str, Any]:
     runs, curves = [], []
     for method, critic in METHODS.items():
         for seed in range(args.seeds):
-            cfg = dataclasses.replace(config, seed=seed, critic=critic, total_steps=args.steps, eval_every=args.eval_every)
+            cfg = dataclasses.replace(config, seed=seed, critic=critic, total_steps=args.steps,
+                                      eval_every=args.eval_every)
             cpu0, wall0 = time.process_time(), time.perf_counter()
             run = maddpg.train("simple_spread_v3", cfg, progress=False)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

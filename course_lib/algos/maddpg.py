@@ -3,7 +3,7 @@
 Taught in notebooks/04_maddpg, where students write the four parts this loop calls::
 
     a_i = gumbel_softmax_st(mu_i(o_i))                      # act: a one-hot sample gradients flow through
-    y_i = critic_td_target(r, x', d, mu', Q', gamma)        # r_i + gamma (1 - d_i) Q'_i(x', mu'_1(o'_1), .., mu'_N(o'_N))
+    y_i = critic_td_target(r, x', d, mu', Q', gamma)        # r_i + gamma (1 - d_i) Q'_i(x', mu'_1(o'_1), ..)
     L(Q) = mean_i (Q_i(x, a) - y_i)^2                        # critics
     L(mu) = actor_loss(Q, x, a, gumbel_softmax_st(mu(o)))   # -mean_i Q_i(x, a_1, .., mu_i(o_i), .., a_N)
     soft_update(Q', Q, tau); soft_update(mu', mu, tau)      # targets trail by Polyak averaging
@@ -94,7 +94,7 @@ def actor_loss(critic: Callable, obs: torch.Tensor, actions: torch.Tensor,
     ``critic(obs [b, N, D], actions [b, N, A]) -> Q [b, N]``.
     Taught in notebooks/04_maddpg.
     """
-    if isinstance(critic, Critic):  # the same Q_i in one critic pass instead of N (tests: both agree)
+    if isinstance(critic, Critic):  # the same Q_i in one pass instead of N (tests/test_maddpg.py: both agree)
         return -critic.own_action_values(obs, actions, new_actions).mean()
     B, N, A = actions.shape
     own = torch.eye(N, dtype=torch.bool).view(1, N, N, 1)  # [., query agent i, agent j, .]
@@ -366,7 +366,7 @@ def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
 
 class MADDPG(learning.Learner):
     name = "maddpg"
-    description = "MADDPG (or IDDPG: critic='independent'), decentralised actors and centralised critics on MPE (notebook 04)"
+    description = "MADDPG (IDDPG: critic='independent'), decentralised actors, centralised critics on MPE (notebook 04)"
     Config = Config
     Parts = Parts
 
