@@ -111,6 +111,8 @@ class League(learning.Learner):
     ``exploitability/prey`` (0.5 minus the snapshot's lowest score against the opposing pool),
     ``winrate/random_prey``, ``winrate/heuristic_prey`` (new predators against those prey),
     ``winrate/random_pred`` (random predators against the new prey), ``cpu_s`` (so far).
+    ``train_cpu_s``: each side's CPU seconds of PPO training so far (what a CPU-matched
+    comparison gives another learner of that side).
     """
 
     name = "league"
@@ -135,6 +137,7 @@ class League(learning.Learner):
         self.anchors = {RANDOM_PRED: elo.ANCHOR, RANDOM_PREY: elo.ANCHOR}
         self.ratings = dict(self.anchors)  # the league Elo of everyone who has played
         self.generation, self.cpu_s = 0, 0.0  # CPU seconds of this process in the league so far
+        self.train_cpu_s = {"predator": 0.0, "prey": 0.0}  # of those, each side's PPO training (games excluded)
         self.clock = time.process_time()
         self.join_and_rate({})  # generation 0: the untrained networks
         self.cpu_s += time.process_time() - self.clock
@@ -168,6 +171,7 @@ class League(learning.Learner):
         while not learner.done:
             learner.iterate()
         self.agents[group] = learner.agents[group]
+        self.train_cpu_s["predator" if group == "adversary" else "prey"] += learner.train_cpu
         self.step += learner.step
         self.episode += learner.episode
         return float(learner.rows[-1][f"return/{group}"])
