@@ -231,8 +231,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"**simple_tag_v3** (predators win an episode when they touch the prey at least once; random predators win "
         f"{result['random_win_rate']:.1%} against the random prey, an edge of {result['advantage']:+.0f} Elo points). "
         f"IPPO leagues of {s['generations']} generations x {s['steps_per_generation']:,} steps per side; Method I and "
-        f"MADDPG predators trained against the final prey pool of the pool-of-5 league, at matched steps and at matched "
-        f"CPU seconds (table below). Fixed-pool Elo against the frozen archive of the "
+        f"MADDPG predators trained against the final prey pool of the pool-of-5 league, at matched steps and at "
+        f"matched CPU seconds (table below). Fixed-pool Elo against the frozen archive of the "
         f"pool-of-5 league (K = 32, random anchored at 1000), {s['eval_episodes']} episodes per opponent; "
         f"exploitability approximation = 0.5 - lowest score against that pool; "
         + (f"mean over seeds {seeds} (min – max)." if n > 1 else f"seed {seeds[0]}."),
@@ -268,7 +268,8 @@ def markdown(result: dict[str, Any]) -> str:
 
     for name in result["tag"][0]["predator_budgets"]:
         bud = [t["predator_budgets"][name] for t in result["tag"]]
-        lines.append(f"| {name} | {stat([x['steps'] for x in bud], ',.0f')} | {stat([x['cpu_s'] for x in bud], '.1f')} | "
+        lines.append(f"| {name} | {stat([x['steps'] for x in bud], ',.0f')} | "
+                     f"{stat([x['cpu_s'] for x in bud], '.1f')} | "
                      f"{stat([t['fixed_pool_elo']['predator'][name]['elo'] for t in result['tag']], '.0f')} | "
                      f"{stat([cross(t, name, 'IPPO (pool of 5)') for t in result['tag']], '.2f')} | "
                      f"{stat([cross(t, name, 'scripted') for t in result['tag']], '.2f')} |")
