@@ -132,6 +132,21 @@ class ReplayBuffer:
         idx = rng.integers(0, self.size, size=int(batch_size))
         return {k: v[idx] for k, v in self.data.items()}
 
+    # A checkpoint keeps only the stored rows: a run saved early does not write the whole
+    # preallocated capacity (100k-200k transitions) to disk.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["data"] = {k: v[:self.size] for k, v in self.data.items()}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        stored = state.pop("data")
+        self.__dict__.update(state)
+        self.data = {}
+        for name, (shape, dtype) in self.specs.items():
+            self.data[name] = np.zeros((self.capacity,) + shape, dtype=dtype)
+            self.data[name][:self.size] = stored[name]
+
     def __repr__(self) -> str:
         return (f"ReplayBuffer(size={self.size}/{self.capacity}, num_agents={self.num_agents}, "
                 f"obs_dim={self.obs_dim}, fields={list(self.specs)})")

@@ -417,3 +417,24 @@ def test_idqn_step_knobs_must_be_multiples_of_num_envs():
 
     with pytest.raises(ValueError, match="train_every=10 must be a multiple of num_envs=16"):
         idqn.train("gridworld", idqn.Config(train_every=10), progress=False)
+
+
+def test_replay_buffer_pickles_only_its_stored_rows():
+    import pickle
+
+    from course_lib.buffers import ReplayBuffer
+
+    buf = ReplayBuffer(100_000, num_agents=2, obs_dim=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        buf.add(rng.random((4, 2, 3)), rng.integers(0, 5, (4, 2)), rng.random((4, 2)), rng.random((4, 2, 3)),
+                np.zeros((4, 2)))
+    blob = pickle.dumps(buf)
+    assert len(blob) < 10_000, f"a buffer of 20 transitions pickled to {len(blob)} bytes (the whole capacity?)"
+    back = pickle.loads(blob)
+    assert (back.capacity, back.size, back.pos) == (buf.capacity, buf.size, buf.pos)
+    for name in buf.data:
+        np.testing.assert_array_equal(back.data[name], buf.data[name])
+    a, b = buf.sample(8, np.random.default_rng(1)), back.sample(8, np.random.default_rng(1))
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
