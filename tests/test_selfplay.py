@@ -435,6 +435,60 @@ def test_the_league_resumes_exactly(tmp_path):
     assert resumed.learner.ratings == full.learner.ratings
 
 
+# ------------------------------------------------------ Method I and MADDPG in the competitive evaluation
+def test_method_i_predators_train_against_a_prey_pool():
+    from course_lib.algos import la_ippo
+
+    _, preys = league.reference_players()
+    prey = pool.Match(prey=pool.PoolSide([("a", preys["prey:heuristic"])]))
+    run = la_ippo.train("simple_tag_v3", la_ippo.Config(total_steps=1_600, num_envs=32, eval_episodes=0,
+                                                        opponent=prey), progress=False)
+    assert list(run.learner.agents) == ["adversary"] and run.learner.step == 1_600
+    obs, _ = task("simple_tag_v3").batched(4, seed=3).reset(seed=3)
+    actions = run.policy.act(obs)
+    assert run.policy.team == [0, 1, 2] and actions[:, 3].tolist() == preys["prey:heuristic"](obs)[:, 0].tolist()
+    with pytest.raises(ValueError, match="predators"):
+        la_ippo.train("simple_spread_v3", la_ippo.Config(total_steps=800, opponent="heuristic"), progress=False)
+
+
+def _bench_selfplay():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_selfplay",
+                                                  Path(__file__).resolve().parents[1] / "bench" / "selfplay.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_matched_steps_follow_the_learners_own_throughput():
+    bench = _bench_selfplay()
+    assert bench.cpu_matched_steps("Method I", {"steps": 8_000, "cpu_s": 2.0}, 1.0) == 4_000  # 5 updates of 800
+    assert bench.cpu_matched_steps("MADDPG", {"steps": 6_400, "cpu_s": 4.0}, 1.0) == 1_600  # 50 batched steps of 32
+    assert bench.cpu_matched_steps("Method I", {"steps": 800, "cpu_s": 10.0}, 0.1) == 800  # at least one update
+
+
+@pytest.mark.timeout(300)
+def test_method_i_predators_enter_the_elo_table_and_the_cross_play_matrix():
+    bench = _bench_selfplay()
+    tiny = dict(generations=1, steps_per_generation=800, eval_episodes=4, cross_episodes=8,
+                maddpg=dict(batch_size=32, learning_starts=200))
+    out = bench.tag(0, tiny, advantage=elo.side_advantage(0.19))
+    matched = [f"{algo} ({budget})" for algo in ("Method I", "MADDPG") for budget in ("steps-matched", "CPU-matched")]
+    cross = out["cross_play"]
+    for name in matched:
+        assert np.isfinite(out["fixed_pool_elo"]["predator"][name]["elo"]), name
+        row = cross["win_rate"][cross["predators"].index(name)]
+        assert len(row) == len(cross["prey"]) == 4 and np.all(np.isfinite(row)), name
+    assert not any(name.startswith("Method I") for name in out["fixed_pool_elo"]["prey"])  # one prey: nothing to align
+    budgets = out["predator_budgets"]
+    assert (budgets["Method I (steps-matched)"]["steps"] == budgets["MADDPG (steps-matched)"]["steps"]
+            == budgets["IPPO (pool of 5)"]["steps"] == 800)
+    assert budgets["IPPO (pool of 5)"]["cpu_s"] > 0
+    assert budgets["Method I (CPU-matched)"]["steps"] % 800 == 0 and budgets["MADDPG (CPU-matched)"]["steps"] % 32 == 0
+
+
 # --------------------------------------------------------------------- judge cases
 CASES = ["exploitability", "best_response", "update_average", "expected_score", "elo_update"]
 
