@@ -436,6 +436,38 @@ def test_scaling_resumes_exactly_after_a_ctrl_c(k, tmp_path):
                      out=tmp_path)
 
 
+# ------------------------------------------------- the same numbers as the old entry points
+def test_the_learners_reproduce_the_old_entry_points():
+    """Numbers of the pre-API code (drqn.train / curiosity.train / scaling.train of commit
+    3af4b78) on the same seeds: DRQN with a constant epsilon (the old schedule ran over
+    collection rounds, the new one over env steps), the explorer with its schedules as they
+    were (vectorised steps x 8), the attention round bit for bit, the GNN (now the dense
+    gat_forward instead of neighbour lists) to float rounding.  Bit for bit on the machine that
+    made them; tolerances leave room for other CPUs' kernels."""
+    losses = []
+
+    def record(*args):
+        loss = drqn.drqn_loss(*args)
+        losses.append(loss.item())
+        return loss
+
+    run = drqn.train("cue_corridor", drqn.Config(seed=3, total_steps=1152, eps_fraction=0.0, log_every=1,
+                                                 eval_episodes=16), parts=drqn.Parts(drqn_loss=record),
+                     progress=False)
+    assert run.curve.step.tolist() == [192, 384, 576, 768, 960, 1152]
+    assert len(losses) == 48 and losses[-1] == pytest.approx(3.075449785683304e-05, rel=1e-4)
+    explorer = curiosity.Config(bonus="icm", seed=1, total_steps=960, learning_starts=160, batch_size=32, log_every=8)
+    row = curiosity.train("sparse_goal_grid", explorer, progress=False).curve.iloc[-1]
+    assert [row["loss/q"], row["intrinsic"], row["loss/bonus"]] == pytest.approx(
+        [0.0005414456827566028, 2.066058397293091, 2.518550395965576], rel=1e-4)
+    assert (row.first_goal_step, row.visited_fraction) == (168.0, 0.953125)
+    for comm, weight_sum in [("attention", -10.910729059936784), ("gnn", -8.201723402755306)]:
+        run = scaling.train(task("neighbour_majority", num_agents=10),
+                            scaling.Config(comm=comm, seed=2, total_steps=768, log_every=64), progress=False)
+        total = sum(float(v.double().sum()) for v in run.learner.actor.state_dict().values())
+        assert total == pytest.approx(weight_sum, abs=1e-4), comm
+
+
 # ----------------------------------------------------------------------- the experiments
 def test_experiments_run_with_your_parts_and_make_the_table():
     spies = {"drqn_loss": Spy(drqn.drqn_loss), "icm_losses": Spy(curiosity.icm_losses),
