@@ -25,8 +25,10 @@ Writes bench/results/selfplay.json and the markdown tables bench/README_selfplay
   scripted policies rated against the frozen archive of the pool-of-5 league (fixed-pool
   Elo, K = 32, random policies anchored at 1000, the predators' edge measured from random
   against random); the exploitability approximation (0.5 - lowest score against that
-  pool); the cross-play matrix.  Method I has no prey: simple_tag has one prey, and
-  Method I aligns the encoders of a team's agents (with one agent it is IPPO).
+  pool); the cross-play matrix.  A control: Method I's learner with the alignment off
+  (``distill_weight=0``: independent PPO, one network per predator), steps-matched.  Method I
+  has no prey: simple_tag has one prey, and Method I aligns the encoders of a team's agents
+  (with one agent it is IPPO).
 
 One process, one torch thread.  Time is reported as process CPU seconds (what the run
 costs on an idle core) and wall seconds, with the load average (the machine is shared).
@@ -72,7 +74,8 @@ MADDPG = dict(num_envs=32, actor_lr=1e-3, critic_lr=1e-3, eval_every=0, eval_epi
 # Method I's predators: the league's PPO settings (league.default_ppo_config: 32 environments, learning rate 3e-3
 # constant, 4 epochs x 4 minibatches, entropy 0.01) with Method I's own networks (one encoder per predator, aligned
 # all-to-all, lambda 0.1).  Notebook 07's settings (256 environments, 5e-3 annealed) are 18 PPO updates in 120k
-# steps: fixed-pool Elo 1036 on seed 0, barely above random.
+# steps: fixed-pool Elo 1036 on seed 0, barely above random; with the IPPO predators' CPU seconds (300,800 steps,
+# 7.1 CPU s) 1264, near these settings' 1301 (measured once, seed 0).
 METHOD_I = dict(num_envs=32, lr=3e-3, anneal_lr=False, epochs=4, minibatches=4, ent_coef=0.01, eval_episodes=0)
 
 
@@ -124,12 +127,14 @@ def history(curve, pool_size: int, seed: int) -> dict[str, list]:
 
 
 def train_predators(algo: str, seed: int, steps: int, prey: pool.Match, b: dict[str, Any]) -> dict[str, Any]:
-    """``algo``'s predators ("Method I" or "MADDPG") trained ``steps`` steps against ``prey``: their side
-    policy (Method I: a sampling snapshot, as the league's; MADDPG: greedy), steps, CPU and wall seconds."""
+    """``algo``'s predators ("Method I", "Method I, lambda 0" or "MADDPG") trained ``steps`` steps against ``prey``:
+    their side policy (Method I: a sampling snapshot, as the league's; MADDPG: greedy), steps, CPU and wall seconds."""
     cpu, wall = time.process_time(), time.perf_counter()
-    if algo == "Method I":
-        run = la_ippo.train("simple_tag_v3", la_ippo.Config(seed=seed, total_steps=steps, opponent=prey, **METHOD_I),
-                            progress=False)
+    if algo.startswith("Method I"):
+        config = la_ippo.Config(seed=seed, total_steps=steps, opponent=prey, **METHOD_I)
+        if algo == "Method I, lambda 0":  # the alignment off: independent PPO with one network per predator
+            config = replace(config, distill_weight=0.0)
+        run = la_ippo.train("simple_tag_v3", config, progress=False)
         side = run.learner.agents["adversary"].frozen()
     else:
         run = maddpg.train("simple_tag_v3", maddpg.Config(seed=seed, total_steps=steps, opponent=prey, **MADDPG,
@@ -142,7 +147,7 @@ def train_predators(algo: str, seed: int, steps: int, prey: pool.Match, b: dict[
 def cpu_matched_steps(algo: str, trained: dict[str, Any], budget: float) -> int:
     """The steps ``algo`` takes for ``budget`` CPU seconds at the throughput of its run ``trained``, in whole
     units of the learner's loop (Method I: updates of num_envs x 25 steps; MADDPG: batched steps)."""
-    unit = METHOD_I["num_envs"] * la_ippo.Config.rollout_len if algo == "Method I" else MADDPG["num_envs"]
+    unit = METHOD_I["num_envs"] * la_ippo.Config.rollout_len if algo.startswith("Method I") else MADDPG["num_envs"]
     return max(unit, int(round(budget * trained["steps"] / trained["cpu_s"] / unit)) * unit)
 
 
@@ -159,8 +164,9 @@ def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
     last = f"@g{b['generations']}"
     # the yardstick: what the pool-of-5 league's predators trained (their steps and their PPO's CPU seconds)
     budgets = {f"IPPO ({label})": {"steps": b["generations"] * b["steps_per_generation"],
-                                   "cpu_s": leagues[name].train_cpu_s["predator"], "opponent": "rolling pool"}
-               for name, label in (("pool5", "pool of 5"), ("naive", "naive"))}
+                                   "cpu_s": leagues[name].train_cpu_s["predator"], "opponent": against}
+               for name, label, against in (("pool5", "pool of 5", "rolling pool of 5"),
+                                            ("naive", "naive", "latest prey"))}
     steps, cpu_budget = budgets["IPPO (pool of 5)"]["steps"], budgets["IPPO (pool of 5)"]["cpu_s"]
     prey = pool.Match(prey=leagues["pool5"].prey_pool.opponent())  # the final prey pool plays the prey
     trained = {}
@@ -168,6 +174,8 @@ def tag(seed: int, b: dict[str, Any], advantage: float) -> dict[str, Any]:
         trained[f"{algo} (steps-matched)"] = at_steps = train_predators(algo, seed, steps, prey, b)
         trained[f"{algo} (CPU-matched)"] = train_predators(algo, seed, cpu_matched_steps(algo, at_steps, cpu_budget),
                                                            prey, b)
+        if algo == "Method I":  # a control: its learner without the alignment, trained the same way
+            trained["Method I, lambda 0 (steps-matched)"] = train_predators("Method I, lambda 0", seed, steps, prey, b)
     for name, t in trained.items():
         budgets[name] = {"steps": t["steps"], "cpu_s": t["cpu_s"], "wall_s": t["wall_s"], "opponent": "final prey pool"}
     ref_preds, ref_preys = league.reference_players(seed=seed)
@@ -256,8 +264,9 @@ def markdown(result: dict[str, Any]) -> str:
               "rolling prey pool of their league, Method I's and MADDPG's against that league's final prey pool, "
               f"{s['generations'] * s['steps_per_generation']:,} environment steps (steps-matched) or as many steps as "
               "the IPPO predators' CPU seconds of PPO training give at the learner's own throughput in its "
-              "steps-matched run (CPU-matched; the CPU seconds it then took are shown). Process CPU seconds, one torch "
-              "thread; win rates from the cross-play matrix of each seed.", "",
+              "steps-matched run (CPU-matched; the CPU seconds it then took are shown). \"Method I, lambda 0\": "
+              "Method I's learner without the alignment (independent PPO, one network per predator), the control. "
+              "Process CPU seconds, one torch thread; win rates from the cross-play matrix of each seed.", "",
               "| predators | env steps | training CPU s | fixed-pool Elo | win rate vs IPPO prey (pool of 5) | "
               "win rate vs scripted prey |",
               "|---|---:|---:|---:|---:|---:|"]

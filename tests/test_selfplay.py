@@ -476,6 +476,7 @@ def test_method_i_predators_enter_the_elo_table_and_the_cross_play_matrix():
                 maddpg=dict(batch_size=32, learning_starts=200))
     out = bench.tag(0, tiny, advantage=elo.side_advantage(0.19))
     matched = [f"{algo} ({budget})" for algo in ("Method I", "MADDPG") for budget in ("steps-matched", "CPU-matched")]
+    matched.append("Method I, lambda 0 (steps-matched)")  # the control without the alignment
     cross = out["cross_play"]
     for name in matched:
         assert np.isfinite(out["fixed_pool_elo"]["predator"][name]["elo"]), name
