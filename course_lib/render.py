@@ -46,6 +46,7 @@ HEADER = 38  # pixels of the text band above every frame
 PALETTE = [(31, 119, 180), (255, 127, 14), (148, 103, 189), (214, 39, 40), (23, 190, 207),
            (227, 119, 194), (140, 86, 75), (127, 127, 127), (188, 189, 34), (57, 59, 121)]
 GREEN, GOLD, GREY = (44, 160, 44), (240, 190, 0), (200, 200, 200)
+REFERENCE_NAMES = {"noop": "no-op"}  # how a reference kind reads in a default label
 MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]])  # grid tasks: stay, up, down, left, right
 
 
@@ -60,6 +61,12 @@ def frames(policy: Any, task: "str | Task | None" = None, seed: int = 0, episode
     ``links``: draw :meth:`Policy.links` where the policy has them; ``label``: first
     word of the text band (default: the task's name).
     """
+    return [p for episode in _episodes(policy, task, seed, episodes, greedy, on, size, links, label) for p in episode]
+
+
+def _episodes(policy, task, seed, episodes, greedy=True, on="single", size=360, links=True,
+              label=None) -> list[list[np.ndarray]]:
+    """The pictures of :func:`frames`, one list per episode."""
     policy, t = _resolve(policy, task)
     if on not in ("single", "mpe2", "twin"):
         raise ValueError(f"on must be 'single', 'mpe2' or 'twin', got {on!r}")
@@ -73,7 +80,7 @@ def frames(policy: Any, task: "str | Task | None" = None, seed: int = 0, episode
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mpe2's deprecation notes
         play(policy, t, int(seed), int(episodes), greedy, show)
-    return show.frames
+    return show.episodes_frames
 
 
 def _resolve(policy: Any, task: Any) -> tuple[Any, Task]:
@@ -93,7 +100,7 @@ class _Shower:
 
     def __init__(self, label: str, episodes: int, size: int, links: bool):
         self.label, self.episodes, self.size, self.links = label, episodes, int(size), links
-        self.frames: list[np.ndarray] = []
+        self.episodes_frames: list[list[np.ndarray]] = [[] for _ in range(episodes)]
 
     def links_of(self, pol: Any, obs: np.ndarray, info: Any) -> np.ndarray | None:
         weights = pol.links(obs, info) if self.links and hasattr(pol, "links") else None
@@ -105,7 +112,7 @@ class _Shower:
     def add(self, body, episode: int, step: int, ret: float, end: str | None = None) -> None:
         line1 = f"{self.label}   episode {episode + 1}/{self.episodes}   step {step}"
         line2 = f"team return {ret:+.2f}" + (f"   {end}" if end else "")
-        self.frames.append(_with_header(body, line1, line2))
+        self.episodes_frames[episode].append(_with_header(body, line1, line2))
 
 
 def _ending(info: dict) -> str:
@@ -586,24 +593,25 @@ def _mpe_picture(env, w: np.ndarray | None, size: int):
 def side_by_side(policy: Any, other: Any = "random", task: "str | Task | None" = None, seed: int = 0,
                  episodes: int = 1, labels: Sequence[str] | None = None, **options: Any) -> list[np.ndarray]:
     """Frames of ``policy`` (left) and ``other`` (right: a reference kind or a policy) on
-    the same episodes; the shorter episode holds its last frame.  A reference kind plays
+    the same episodes; in each, the shorter side holds its last frame.  A reference kind plays
     ``policy``'s team against ``policy``'s own opponent, if it has one (simple_tag's prey)."""
     from course_lib.evaluation import reference_for
 
     policy, t = _resolve(policy, task)
     if labels is None:
-        labels = ("your agents", f"{other} agents" if isinstance(other, str) else getattr(other, "name", "other"))
+        labels = ("your agents", f"{REFERENCE_NAMES.get(other, other)} agents" if isinstance(other, str)
+                  else getattr(other, "name", "other"))
     if isinstance(other, str) and not isinstance(policy, str):
         other = reference_for(other, policy, t, seed)
-    left = frames(policy, t, seed, episodes, label=labels[0], **options)
-    right = frames(other, t, seed, episodes, label=labels[1], **options)
-    n = max(len(left), len(right))
-    left, right = left + left[-1:] * (n - len(left)), right + right[-1:] * (n - len(right))
     out = []
-    for a, b in zip(left, right):
-        h = max(a.shape[0], b.shape[0])
-        pad = lambda x: np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=255)  # noqa: E731
-        out.append(np.concatenate([pad(a), np.full((h, 10, 3), 255, np.uint8), pad(b)], axis=1))
+    for left, right in zip(_episodes(policy, t, seed, episodes, label=labels[0], **options),
+                           _episodes(other, t, seed, episodes, label=labels[1], **options)):
+        n = max(len(left), len(right))  # episode by episode, so that both sides start each one together
+        left, right = left + left[-1:] * (n - len(left)), right + right[-1:] * (n - len(right))
+        for a, b in zip(left, right):
+            h = max(a.shape[0], b.shape[0])
+            pad = lambda x: np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=255)  # noqa: E731
+            out.append(np.concatenate([pad(a), np.full((h, 10, 3), 255, np.uint8), pad(b)], axis=1))
     return out
 
 

@@ -78,6 +78,24 @@ def test_side_by_side_plays_the_same_episodes(tmp_path):
         assert gif.n_frames > 1
 
 
+def test_side_by_side_starts_every_episode_on_both_sides_together():
+    # heuristic agents finish the grid world early, no-op agents never: the left side waits
+    # at the end of each of its episodes, not only at the end of the last one
+    left = [frames("heuristic", "gridworld", seed=s) for s in (0, 1)]
+    right = [frames("noop", "gridworld", seed=s) for s in (0, 1)]
+    assert len(left[0]) < len(right[0])
+    both = side_by_side("heuristic", "noop", "gridworld", seed=0, episodes=2)
+    assert len(both) == len(right[0]) + len(right[1])
+    second, w = both[len(right[0])], left[0][0].shape[1]
+    assert np.array_equal(second[HEADER:, :w], left[1][0][HEADER:]), "the left side starts episode 2 here"
+    assert np.array_equal(second[HEADER:, w + 10:], right[1][0][HEADER:]), "and so does the right side"
+
+
+def test_default_labels_name_the_reference():
+    named = side_by_side("heuristic", "noop", "gridworld", labels=("your agents", "no-op agents"))
+    assert all(np.array_equal(a, b) for a, b in zip(side_by_side("heuristic", "noop", "gridworld"), named))
+
+
 def test_files_and_inline_animation(tmp_path):
     html = watch("random", "gridworld", seed=0)
     assert "data:image/gif;base64," in html.data
