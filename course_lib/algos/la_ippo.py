@@ -89,9 +89,8 @@ class Config(ppo.Config):
     distill_batch: int = 64  # observations per alignment step
     separate_optimizer: bool = False  # the original bug: a second Adam on the encoders
     probe_size: int = 256  # observations used to measure the latent geometry when logging
-    # simple_tag: who plays the prey while the predators learn ("heuristic", "random", or obs -> every
-    # agent's actions, e.g. selfplay.pool.Match(prey=...)); None: every group learns (simple_spread)
-    opponent: Any = None
+    # a policy: obs -> every agent's actions (e.g. selfplay.pool.Match(prey=...)), of which the prey's are played
+    opponent: Any = None  # simple_tag's prey as the predators learn: "heuristic", "random", a policy; None: all learn
 
 
 @dataclass
