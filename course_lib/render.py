@@ -352,7 +352,7 @@ def _predator_prey(core, b, act, last, w, size):
     for r, c in core.pred[b]:  # what each predator sees
         for rr in range(max(0, r - v), min(core.size, r + v + 1)):
             for cc in range(max(0, c - v), min(core.size, c + v + 1)):
-                g.fill(rr, cc, (214, 39, 40, 14))
+                g.fill(rr, cc, (214, 39, 40, 36))
     g.lines()
     for (r, c), alive in zip(core.prey[b], core.alive[b]):
         if alive:

@@ -91,6 +91,22 @@ def test_side_by_side_starts_every_episode_on_both_sides_together():
     assert np.array_equal(second[HEADER:, w + 10:], right[1][0][HEADER:]), "and so does the right side"
 
 
+def test_predator_prey_shades_what_each_predator_sees():
+    from course_lib.render import _predator_prey
+
+    env = task("predator_prey").batched(1, seed=0)
+    env.reset(seed=0)
+    core, v = env.core, env.core.vision
+    picture = np.asarray(_predator_prey(core, 0, None, None, None, 360), dtype=int)
+    seen = np.zeros((core.size, core.size), dtype=int)
+    for r, c in core.pred[0]:
+        seen[max(0, r - v):r + v + 1, max(0, c - v):c + v + 1] += 1
+    cell = 360 // core.size
+    corner = lambda r, c: picture[int((r + 0.1) * cell), int((c + 0.1) * cell)]  # noqa: E731 - clear of discs and lines
+    assert all((corner(r, c) == 255).all() for r, c in zip(*np.nonzero(seen == 0)))
+    assert all(255 - corner(r, c).min() >= 25 for r, c in zip(*np.nonzero(seen == 1))), "visibly shaded"
+
+
 def test_default_labels_name_the_reference():
     named = side_by_side("heuristic", "noop", "gridworld", labels=("your agents", "no-op agents"))
     assert all(np.array_equal(a, b) for a, b in zip(side_by_side("heuristic", "noop", "gridworld"), named))
