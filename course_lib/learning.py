@@ -43,7 +43,7 @@ import numpy as np
 from course_lib.tasks import Task, task as make_task
 
 __all__ = ["Learner", "Run", "train", "load", "make_parts", "CURVE_COLUMNS", "CheckpointError",
-           "config_from_dict"]
+           "config_from_dict", "mean_or_nan"]
 
 CURVE_COLUMNS = ("step", "episode", "train_return", "eval_return")
 CHECKPOINT = "checkpoint.pt"
@@ -106,6 +106,11 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def mean_or_nan(values) -> float:
+    """The mean of what was collected since the last curve row, NaN when nothing was."""
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
 # ---------------------------------------------------------------------- learner
 class Learner:
     """Base class of the course's learners: state, counters and the curve.
@@ -146,6 +151,16 @@ class Learner:
         """Hand ``self.parts`` to the objects that call them (after a load)."""
 
     # -- shared --------------------------------------------------------------------
+    def seed_torch(self) -> None:
+        """Seed torch with ``config.seed`` and set its thread count (``config.torch_threads``;
+        one thread is fastest for the course's small networks, and polite on shared machines)."""
+        import torch
+
+        threads = getattr(self.config, "torch_threads", None)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        torch.manual_seed(self.config.seed)
+
     def log(self, train_return: float = np.nan, eval_return: float = np.nan, **metrics: Any) -> dict:
         """Append one curve row: the fixed columns first, then ``metrics``."""
         row = {"step": int(self.step), "episode": int(self.episode),

@@ -1,5 +1,4 @@
 """The wheel holds every package of the tree and the benches' results."""
-import sys
 import tomllib
 from pathlib import Path
 

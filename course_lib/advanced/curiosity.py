@@ -187,9 +187,7 @@ class Curiosity(learning.Learner):
             raise ValueError(f"bonus must be one of {BONUSES}, got {cfg.bonus!r}")
         if cfg.log_every % cfg.num_envs:  # rows are due after a step of all grids
             raise ValueError(f"log_every={cfg.log_every} must be a multiple of num_envs={cfg.num_envs}")
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         D, A = self.env.obs_dim, self.env.n_actions
@@ -294,7 +292,7 @@ class Curiosity(learning.Learner):
         """A curve row: training episodes and updates since the last row, and the task policy's
         greedy episodes."""
         cfg, s = self.config, self.since_log
-        mean = lambda xs: float(np.mean(xs)) if xs else np.nan  # noqa: E731
+        mean = learning.mean_or_nan
         ev = evaluate(self.policy(), self.task, episodes=cfg.eval_episodes, seed=cfg.seed).summary()
         self.log(train_return=mean(s["returns"]), eval_return=ev["return_per_agent"],
                  **{"loss/q": mean(s["q_loss"]), "loss/bonus": mean(s["bonus_loss"])},

@@ -212,9 +212,7 @@ class DRQN(learning.Learner):
     def __init__(self, task, config: Config, parts: Parts):
         super().__init__(task, config, parts)
         cfg = config
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         env = self.env
@@ -285,7 +283,7 @@ class DRQN(learning.Learner):
     def log_block(self) -> None:
         """A curve row: training episodes since the last row, and a greedy evaluation."""
         cfg, s = self.config, self.since_log
-        mean = lambda xs: float(np.mean(xs)) if xs else np.nan  # noqa: E731
+        mean = learning.mean_or_nan
         ev = evaluate(self.policy(), self.task, episodes=cfg.eval_episodes, seed=10_000 + self.rounds,
                       num_envs=cfg.eval_episodes).summary()
         self.log(train_return=mean(s["returns"]), eval_return=ev["return_per_agent"], **{"loss/q": mean(s["loss"])},

@@ -158,9 +158,7 @@ class Scaling(learning.Learner):
         cfg = config
         if cfg.log_every % cfg.batch_size:  # rows are due after an update
             raise ValueError(f"log_every={cfg.log_every} must be a multiple of batch_size={cfg.batch_size}")
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.env = task.batched(cfg.batch_size, seed=cfg.seed)
         self.actor = CommActor(cfg.comm, self.env.core.k, cfg.hidden, cfg.heads)  # the GNN's graph: the task's k
         self.bind_parts()

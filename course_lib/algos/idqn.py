@@ -98,9 +98,7 @@ class IDQN(learning.Learner):
     def __init__(self, task, config: Config, parts: Parts):
         super().__init__(task, config, parts)
         cfg = config
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         env = self.env
@@ -165,7 +163,7 @@ class IDQN(learning.Learner):
             self.parts.update_target(self.target_net, self.q_net, 1.0)
 
     def log_block(self) -> None:
-        mean = lambda xs: float(np.mean(xs)) if xs else np.nan  # noqa: E731
+        mean = learning.mean_or_nan
         s = self.since_log
         self.log(train_return=mean(s["returns"]), success=mean(s["success"]), **{"loss/q": mean(s["loss"])},
                  q_mean=mean(s["q"]), epsilon=self.epsilon(self.step))

@@ -94,9 +94,7 @@ class Levers(learning.Learner):
             raise ValueError(f"mode must be 'supervised' or 'reinforce', got {cfg.mode!r}")
         if cfg.model not in ("commnet", "nocomm"):
             raise ValueError(f"lever pulling trains 'commnet' or 'nocomm', got {cfg.model!r}")
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.eval_task = make_task(task, obs_type="index")  # ids as indices: CommNet's lookup table
         self.env = self.eval_task.batched(cfg.batch, seed=cfg.seed)
         self.pool_size = self.env.core.pool_size

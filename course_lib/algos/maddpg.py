@@ -377,9 +377,7 @@ class MADDPG(learning.Learner):
             raise ValueError(f"critic must be 'centralised' (MADDPG) or 'independent' (IDDPG), got {cfg.critic!r}")
         if not task.is_mpe:
             raise ValueError(f"MADDPG trains on the MPE tasks (simple_spread_v3, simple_tag_v3), not {task}")
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.generator = torch.Generator().manual_seed(cfg.seed)  # exploration noise and replay sampling
         self.env = env = task.batched(cfg.num_envs, seed=cfg.seed)
         self.continuous = bool(env.continuous_actions)
@@ -509,7 +507,7 @@ class MADDPG(learning.Learner):
     def log_block(self) -> None:
         cfg = self.config
         ev = evaluate(self.policy(), self.task, cfg.eval_episodes, seed=cfg.eval_seed) if cfg.eval_episodes else None
-        mean = lambda xs: float(np.mean(xs)) if xs else np.nan  # noqa: E731
+        mean = learning.mean_or_nan
         s = self.since_log
         self.log(train_return=mean(s["returns"]), eval_return=ev.mean if ev else np.nan,
                  **{"loss/critic": mean(s["critic"]), "loss/actor": mean(s["actor"])},

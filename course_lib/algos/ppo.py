@@ -443,9 +443,7 @@ class IPPO(learning.Learner):
             raise ValueError(f"{self.name} trains on the MPE tasks (simple_spread_v3, simple_tag_v3), not {task.name}")
         cfg = config
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         np.random.seed(cfg.seed)
         self.groups = groups_of(self.env)
         self.index = {g.name: list(g.agents) for g in self.groups}

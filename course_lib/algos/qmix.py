@@ -319,9 +319,7 @@ class ValueDecomposition(learning.Learner):
         cfg = config
         if cfg.mixer not in MIXERS:
             raise ValueError(f"mixer must be 'vdn', 'qmix' or 'none' (IQL), got {cfg.mixer!r}")
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(int(cfg.torch_threads))
-        torch.manual_seed(cfg.seed)
+        self.seed_torch()
         self.rng = np.random.default_rng(cfg.seed)
         self.env = task.batched(cfg.num_envs, seed=cfg.seed)
         env = self.env
@@ -453,7 +451,7 @@ class ValueDecomposition(learning.Learner):
         """One curve row: ``train_return`` is the return per agent (the shared reward summed
         over an episode) of the training episodes ended since the last row."""
         cfg = self.config
-        mean = lambda xs: float(np.mean(xs)) if xs else np.nan  # noqa: E731
+        mean = learning.mean_or_nan
         s = self.since_log
         eval_return = np.nan
         if cfg.eval_episodes:
