@@ -5,6 +5,7 @@
     course grade SUBMISSIONS           grade a folder or LMS zip: feedback + grades.csv
     course export                      grades.csv again from the gradebook (after hand-grading)
     course demo                        grade a generated sample class end to end
+    course train | eval | watch        train, evaluate and watch the algorithms (autograder/agents.py)
 """
 from __future__ import annotations
 
@@ -181,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
+
+    from autograder.agents import add_commands
+    add_commands(sub)
     return parser
 
 

@@ -6,8 +6,9 @@ and with ICM / RND bonuses on a sparse-reward grid.
     .venv/bin/python bench/advanced.py --quick     # a smoke run (its numbers mean nothing)
 
 Writes bench/results/advanced.json and the markdown table bench/README_advanced.md
-(pasted into README). The runs are :mod:`course_lib.advanced.experiments`, the same
-functions and settings the notebook uses, so the table here is the notebook's table.
+(pasted into bench/README.md). The runs are :mod:`course_lib.advanced.experiments`, the
+same functions and Configs the notebook uses (here with the reference parts), so the table
+here is the notebook's table.
 Times are given twice: process CPU seconds (one torch thread; what a quiet machine shows
 as wall time) and wall seconds, with the load average, because the machine may be shared.
 """
@@ -27,16 +28,22 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import dataclasses  # noqa: E402
+
 import torch  # noqa: E402
 
-from course_lib.advanced import experiments, scaling  # noqa: E402
+from course_lib.advanced import curiosity, drqn, experiments, scaling  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
-# The notebook's budgets (solutions/06_advanced: full=..., quick=...).
-FULL = {"scaling_sizes": [3, 10, 30], "scaling_updates": 300, "scaling_seeds": 2, "timing_sizes": [3, 10, 30, 100, 300],
-        "drqn_seeds": 3, "drqn_episodes": 3000, "explore_seeds": 5, "explore_steps": 2000}
-QUICK = {"scaling_sizes": [3, 10, 30], "scaling_updates": 20, "scaling_seeds": 1, "timing_sizes": [3, 10],
-         "drqn_seeds": 1, "drqn_episodes": 160, "explore_seeds": 1, "explore_steps": 80}
+# The notebook's budgets (solutions/06_advanced, setup cell: full=..., quick=...), with the reference parts.
+FULL = {"scaling": scaling.Config(total_steps=19_200), "scaling_sizes": [3, 10, 30], "scaling_seeds": 2,
+        "timing_sizes": [3, 10, 30, 100, 300],
+        "memory": drqn.Config(total_steps=24_000), "drqn_seeds": 3,
+        "exploration": curiosity.Config(total_steps=16_000), "explore_seeds": 5}
+QUICK = {"scaling": scaling.Config(total_steps=1_280), "scaling_sizes": [3, 10, 30], "scaling_seeds": 1,
+         "timing_sizes": [3, 10],
+         "memory": drqn.Config(total_steps=1_600), "drqn_seeds": 1,
+         "exploration": curiosity.Config(total_steps=640), "explore_seeds": 1}
 
 
 def _loadavg() -> list[float]:
@@ -64,15 +71,15 @@ def run(budget: dict[str, Any]) -> dict[str, Any]:
     clock = {"cpu": time.process_time(), "wall": time.perf_counter(), "load_before": _loadavg()}
     parts: dict[str, Any] = {}
     t = (time.process_time(), time.perf_counter())
-    _, scaling_rows, _ = experiments.run_scaling(budget["scaling_sizes"], budget["scaling_updates"],
+    _, scaling_rows, _ = experiments.run_scaling(budget["scaling"], budget["scaling_sizes"],
                                                  seeds=range(budget["scaling_seeds"]), progress=False)
     timing = scaling.timing_sweep(budget["timing_sizes"])
     parts["scaling"] = {"cpu_s": time.process_time() - t[0], "wall_s": time.perf_counter() - t[1]}
     t = (time.process_time(), time.perf_counter())
-    _, memory_rows = experiments.run_memory(range(budget["drqn_seeds"]), budget["drqn_episodes"], progress=False)
+    _, memory_rows = experiments.run_memory(budget["memory"], range(budget["drqn_seeds"]), progress=False)
     parts["memory"] = {"cpu_s": time.process_time() - t[0], "wall_s": time.perf_counter() - t[1]}
     t = (time.process_time(), time.perf_counter())
-    _, explore_rows = experiments.run_exploration(range(budget["explore_seeds"]), budget["explore_steps"],
+    _, explore_rows = experiments.run_exploration(budget["exploration"], range(budget["explore_seeds"]),
                                                   progress=False)
     parts["exploration"] = {"cpu_s": time.process_time() - t[0], "wall_s": time.perf_counter() - t[1]}
     references = experiments.reference_rows()
@@ -107,8 +114,9 @@ def markdown(result: dict[str, Any]) -> str:
         "Return: T-maze episode return; goal grid, share of agents at the goal; majority, share of agents right. "
         "Time: training seconds per 1,000 env steps, process CPU (one thread) and wall clock.",
         "",
-        f"Seeds: scaling {b['scaling_seeds']}, memory {b['drqn_seeds']} ({b['drqn_episodes']} episodes), "
-        f"exploration {b['explore_seeds']} ({b['explore_steps'] * 8:,} env steps).",
+        f"Seeds: scaling {b['scaling_seeds']} ({b['scaling']['total_steps']:,} instances), memory {b['drqn_seeds']} "
+        f"({b['memory']['total_steps']:,} env steps), exploration {b['explore_seeds']} "
+        f"({b['exploration']['total_steps']:,} env steps).",
         "",
         "| task | method | seeds | success | return (± sd) | parameters | CPU s / 1k steps | wall s / 1k steps "
         "| first goal (env steps) |",
@@ -146,7 +154,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     budget = QUICK if args.quick else FULL
-    result: dict[str, Any] = {"benchmark": "advanced", "settings": {**budget, "quick": args.quick}}
+    settings = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in budget.items()}
+    result: dict[str, Any] = {"benchmark": "advanced", "settings": {**settings, "quick": args.quick}}
     result.update(run(budget))
     result["machine"] = machine_info()
     result = _plain(result)

@@ -9,18 +9,23 @@ bench/README_communication.md.  Every finished run is saved at once and a second
 resumes (``--fresh`` starts over); notebooks/05_communication loads the results file.
 
 * ``levers``: lever pulling (pool 500, 5 agents, 5 levers; CommNet section 4.1) with
-  :func:`course_lib.algos.commnet.train_levers`: CommNet and the independent (NoComm)
-  network, supervised and REINFORCE, ``--seeds`` seeds; the greedy score
-  (#distinct - 1)/(m - 1) on 8192 fresh rounds.  CommNet paper, Table 1.
+  :func:`course_lib.algos.levers.train` (``LEVER_CONFIG``): CommNet and the independent
+  (NoComm) network, supervised and REINFORCE, ``--seeds`` seeds; the score
+  (#distinct - 1)/(m - 1) of greedy and of sampled pulls on 8192 fresh rounds.  CommNet
+  paper, Table 1.
 * ``tj_easy`` (and ``tj_medium``): traffic junction with REINFORCE and a learned baseline
-  (:func:`course_lib.algos.reinforce.train`, ``reinforce.SETTINGS``): CommNet, TarMAC and
-  NoComm; the failure rate (episodes with a collision) of the greedy policy on 2048
-  episodes at the final arrival probability, beside CommNet's Table 2 and TarMAC's
-  success rates; the reference policies (random, always gas, the scripted heuristic that
-  sees the whole junction) on the same episodes.
+  (:func:`course_lib.algos.reinforce.train`, ``CONFIGS``): CommNet, TarMAC and NoComm;
+  the failure rate (episodes with a collision) of the greedy and of the sampled policy on
+  2048 episodes at the final arrival probability (``EVAL_TASKS``), beside CommNet's Table 2
+  and TarMAC's success rates; the reference policies (random, always gas, always brake,
+  the scripted heuristic that sees the whole junction) on the same episodes.
 * ``predator_prey`` and ``navigation``: CommNet vs NoComm learning curves (training
   episodes) and the greedy return and success at the end, with the random and heuristic
   policies.
+
+Every evaluation is :func:`course_lib.evaluation.evaluate`: the first 2048 episodes to end
+in 256 environments reset with the evaluation seed, the sampled actions drawn from the
+policy's own generator (seeded with the evaluation seed too).
 
 Each run records its process CPU seconds and wall seconds (the machine is shared: CPU
 seconds are what a quiet machine would take).  One torch thread per process.
@@ -28,6 +33,7 @@ seconds are what a quiet machine would take).  One torch thread per process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -42,17 +48,47 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from course_lib import papers  # noqa: E402
+from course_lib.evaluation import evaluate  # noqa: E402
+from course_lib.algos import levers, reinforce  # noqa: E402
+from course_lib.envs.navigation import TUNED  # noqa: E402
+from course_lib.policy import Policy  # noqa: E402
+from course_lib.tasks import task  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
 SECTIONS = ("levers", "tj_easy", "tj_medium", "predator_prey", "navigation")
-TASK_OF = {"tj_easy": "traffic_junction_easy", "tj_medium": "traffic_junction_medium",
-           "predator_prey": "predator_prey", "navigation": "navigation"}
-LEVER_RUNS = {("CommNet", "supervised"): True, ("CommNet", "reinforce"): True,
-              ("NoComm", "supervised"): False, ("NoComm", "reinforce"): False}
-EVAL_ROUNDS = 8192        # lever rounds per greedy score
+TASKS = {"tj_easy": task("traffic_junction_easy"), "tj_medium": task("traffic_junction_medium"),
+         "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
+# evaluated at the final arrival probability of the curriculum, where the papers evaluate
+EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", arrival_prob=0.3),
+              "tj_medium": task("traffic_junction_medium", arrival_prob=0.2)}
+HORIZON = {section: reinforce.horizon(t.batched(1)) for section, t in TASKS.items()}  # steps per episode
+UPDATES = {"tj_easy": 2000, "tj_medium": 1000, "predator_prey": 600, "navigation": 600}
+# Tuned on the traffic junction (seed 0): a high entropy bonus annealed to 0 keeps the cars
+# exploring "brake" long enough to learn when to yield.  32 episodes per update; steps are
+# updates x 32 episodes x the horizon.
+CONFIGS = {
+    "tj_easy": reinforce.Config(total_steps=2000 * 32 * 20, log_every=25 * 32 * 20, num_envs=32, hidden=64, lr=1e-3,
+                                entropy_coef=0.1, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5),
+    "tj_medium": reinforce.Config(total_steps=1000 * 32 * 40, log_every=25 * 32 * 40, num_envs=32, hidden=64,
+                                  lr=1e-3, entropy_coef=0.1, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5),
+    "predator_prey": reinforce.Config(total_steps=600 * 32 * 40, log_every=10 * 32 * 40, num_envs=32, hidden=64,
+                                      lr=1e-3, entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1,
+                                      curriculum_until=0.0),
+    "navigation": reinforce.Config(total_steps=600 * 32 * 40, log_every=10 * 32 * 40, num_envs=32, hidden=64,
+                                   lr=1e-3, entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1,
+                                   curriculum_until=0.0),
+}
+MODEL_OF = {"CommNet": "commnet", "TarMAC": "tarmac", "NoComm": "nocomm"}
+LEVER_CONFIG = levers.Config(hidden=128, batch=512)  # total_steps and log_every from --lever-updates
+LEVER_RUNS = {("CommNet", "supervised"): "commnet", ("CommNet", "reinforce"): "commnet",
+              ("NoComm", "supervised"): "nocomm", ("NoComm", "reinforce"): "nocomm"}
+LEVER_TASK = task("levers", obs_type="index")  # ids as indices: CommNet's lookup table, same numbers
+EVAL_ROUNDS = 8192        # lever rounds per score
 EVAL_EPISODES = 2048      # traffic-junction / predator-prey / navigation episodes per evaluation
+EVAL_ENVS = 256           # ... run in this many environments at a time
 EVAL_SEED = 10_000
 
 
@@ -73,82 +109,108 @@ def _timed(fn, *args) -> dict[str, Any]:
 # --------------------------------------------------------------------- levers
 def lever_run(method: str, mode: str, seed: int, updates: int) -> dict[str, Any]:
     _setup()
-    from course_lib.algos import commnet
 
     def run():
-        hist, model = commnet.train_levers(mode=mode, comm=LEVER_RUNS[(method, mode)], updates=updates,
-                                           seed=seed, progress=False, log_every=max(updates // 20, 1))
-        score = commnet.lever_score(model, rounds=EVAL_ROUNDS, seed=EVAL_SEED + seed)
-        sampled = commnet.lever_score(model, rounds=EVAL_ROUNDS, seed=EVAL_SEED + seed, greedy=False)
-        return {"score": score, "score_sampled": sampled, "curve": {"update": hist["update"].tolist(),
-                                          "eval_score": hist["eval_score"].round(4).tolist()}}
+        batch = LEVER_CONFIG.batch
+        cfg = dataclasses.replace(LEVER_CONFIG, mode=mode, model=LEVER_RUNS[(method, mode)], seed=seed,
+                                  total_steps=updates * batch, log_every=max(updates // 20, 1) * batch)
+        trained = levers.train("levers", cfg, progress=False)
+        score = {}
+        for greedy in (True, False):
+            ev = evaluate(trained.policy.reseed(EVAL_SEED + seed), LEVER_TASK, EVAL_ROUNDS, seed=EVAL_SEED + seed,
+                          greedy=greedy, num_envs=EVAL_ROUNDS)
+            score[greedy] = float(np.mean(ev.metrics["distinct_score"]))
+        curve = trained.curve
+        return {"score": score[True], "score_sampled": score[False],
+                "curve": {"update": (curve["step"] // batch).tolist(),
+                          "eval_score": curve["eval_score"].round(4).tolist()}}
 
     return _timed(run)
 
 
 # ------------------------------------------------------------- episodic tasks
-def _model(method: str, env, hidden: int):
-    from course_lib.algos import commnet, tarmac
+class AlwaysGas(Policy):
+    """Every car drives on, every step (the traffic junction's action 1)."""
 
-    if method == "TarMAC":
-        return tarmac.TarMAC(env.obs_dim, env.n_actions, hidden=hidden, rounds=2)
-    return commnet.CommNet(env.obs_dim, env.n_actions, hidden=hidden, comm_steps=2, comm=method == "CommNet")
+    name = "gas"
+
+    def act(self, obs, info=None, greedy=True):
+        return np.ones(np.shape(obs)[:2], dtype=np.int64)
 
 
-def _evaluate(task: str, model, seed: int) -> dict[str, float]:
-    from course_lib.algos import reinforce
+def _means(ev) -> dict[str, float]:
+    """An evaluation as the results file keeps it: return per agent, team return, task metrics."""
+    s = ev.summary()
+    return {"episode_return": s["return_per_agent"], "team_return": s["mean"],
+            **{k: float(np.mean(v)) for k, v in ev.metrics.items()}}
 
-    env = reinforce.make_env(task, 256, seed=EVAL_SEED + seed, final=True)
-    greedy = reinforce.evaluate(env, model, EVAL_EPISODES, greedy=True)
-    sampled = reinforce.evaluate(env, model, EVAL_EPISODES, greedy=False)
-    return {"greedy": greedy, "sampled": sampled}
+
+def _evaluate(section: str, run, seed: int) -> dict[str, dict[str, float]]:
+    """Greedy and sampled on the same evaluation episodes (the final arrival probability)."""
+    return {mode: _means(evaluate(run.policy.reseed(EVAL_SEED + seed), EVAL_TASKS[section], EVAL_EPISODES,
+                                  seed=EVAL_SEED + seed, greedy=mode == "greedy", num_envs=EVAL_ENVS))
+            for mode in ("greedy", "sampled")}
+
+
+def config_of(section: str, updates: int | None = None) -> reinforce.Config:
+    """The section's Config, with ``updates`` updates instead of its own when given."""
+    cfg = CONFIGS[section]
+    if updates is None:
+        return cfg
+    return dataclasses.replace(cfg, total_steps=updates * cfg.num_envs * HORIZON[section])
+
+
+# curve columns kept in the results file, under the names the file has always used
+CURVE_KEYS = {"episode": "episodes", "return_per_agent": "episode_return", "failure": "failure",
+              "success": "success", "cars_completed": "cars_completed", "prey_caught": "prey_caught",
+              "final_mean_dist": "final_mean_dist", "arrival_prob": "arrival_prob", "entropy": "entropy",
+              "sps": "sps"}
 
 
 def episodic_run(section: str, method: str, seed: int, updates: int | None) -> dict[str, Any]:
     _setup()
-    import torch
-
-    from course_lib.algos import reinforce
-
-    task = TASK_OF[section]
-    settings = dict(reinforce.SETTINGS[task])
-    hidden = settings.pop("hidden")
-    num_envs = settings.pop("num_envs")
-    if updates is not None:
-        settings["updates"] = updates
+    cfg = dataclasses.replace(config_of(section, updates), model=MODEL_OF[method], seed=seed)
 
     def run():
-        torch.manual_seed(seed)
-        env = reinforce.make_env(task, num_envs, seed=seed)
-        model = _model(method, env, hidden)
-        hist = reinforce.train(env, model, progress=False, seed=seed, **settings)
-        keep = [c for c in ("update", "episodes", "episode_return", "failure", "success", "cars_completed",
-                            "prey_caught", "final_mean_dist", "arrival_prob", "entropy", "sps_cpu")
-                if c in hist.columns]
-        curve = {c: hist[c].round(4).tolist() for c in keep}
-        return {"final": _evaluate(task, model, seed), "curve": curve,
-                "settings": {**settings, "hidden": hidden, "num_envs": num_envs}}
+        trained = reinforce.train(TASKS[section], cfg, progress=False)
+        hist = trained.curve
+        curve = {"update": (hist["step"] // (cfg.num_envs * HORIZON[section])).tolist()}
+        curve.update({name: hist[col].round(4).tolist() for col, name in CURVE_KEYS.items() if col in hist})
+        return {"final": _evaluate(section, trained, seed), "curve": curve,
+                "settings": {**dataclasses.asdict(cfg), "updates": curve["update"][-1]}}
 
     return _timed(run)
 
 
 def reference_policies(section: str) -> dict[str, Any]:
-    """Random, always-gas / no-op and the scripted heuristic on the evaluation episodes."""
-    from course_lib.algos import reinforce
-    from course_lib.envs.policies import evaluate_policy, make_policy
-
-    task = TASK_OF[section]
+    """Random, always brake / no-op, always gas and the scripted heuristic on the evaluation episodes."""
     out = {}
     kinds = ["random", "heuristic", "noop"] + (["gas"] if section.startswith("tj") else [])
     for kind in kinds:
-        env = reinforce.make_env(task, 256, seed=EVAL_SEED, final=True)
-        if kind == "gas":
-            policy = lambda obs, env=env: np.ones((env.num_envs, env.num_agents), dtype=np.int64)  # noqa: E731
-        else:
-            policy = make_policy(kind, env, seed=0)
-        stats = evaluate_policy(env, policy, num_episodes=EVAL_EPISODES, seed=EVAL_SEED)
-        out[kind] = {k: float(v) for k, v in stats.items()}
+        env = EVAL_TASKS[section].batched(1)
+        policy = AlwaysGas(env.possible_agents, env.obs_dim) if kind == "gas" else kind
+        ev = evaluate(policy, EVAL_TASKS[section], EVAL_EPISODES, seed=EVAL_SEED, num_envs=EVAL_ENVS)
+        means = _means(ev)
+        out[kind] = {"team_return": means["team_return"], "episode_return_mean": means["episode_return"],
+                     **{k: v for k, v in means.items() if k not in ("team_return", "episode_return")},
+                     "episodes": ev.episodes}
     return out
+
+
+def describe(section: str) -> str:
+    """One line on a section's env and training settings."""
+    core, cfg = TASKS[section].batched(1).core, CONFIGS[section]
+    if section.startswith("tj_"):
+        what = (f"{core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
+                f"{core.vision}, arrival probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the "
+                f"first {cfg.curriculum_until:.0%} of training")
+    elif section == "predator_prey":
+        what = f"{core.size}x{core.size}, {core.num_agents} predators, vision {core.vision}, {core.max_steps} steps"
+    else:
+        what = (f"{core.num_agents} agents, spawn span {core.spawn_span}, vision {core.vision_radius}, "
+                f"{core.max_steps} steps")
+    return (f"{what}; {UPDATES[section]} updates x {cfg.num_envs} episodes, hidden {cfg.hidden}, K = "
+            f"{cfg.comm_steps}, lr {cfg.lr}, entropy {cfg.entropy_coef} -> {cfg.entropy_end}")
 
 
 # ------------------------------------------------------------------- summary
@@ -270,14 +332,15 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 PAPER = {
-    "levers": {"independent, supervised": 0.59, "independent, REINFORCE": 0.59,
-               "CommNet, supervised": 0.99, "CommNet, REINFORCE": 0.94,
-               "source": "Sukhbaatar et al. 2016 (CommNet), Table 1"},
-    "tj_easy": {"failure_commnet_paper": {"NoComm": 15.8, "CommNet": 0.3},
-                "success_tarmac_paper": {"NoComm": 84.9, "TarMAC": 99.9},
+    "levers": {**papers.LEVER_PAPER, "source": "Sukhbaatar et al. 2016 (CommNet), Table 1"},
+    "tj_easy": {"failure_commnet_paper": {"NoComm": papers.TJ_EASY_FAILURE_PAPER["independent"],
+                                          "CommNet": papers.TJ_EASY_FAILURE_PAPER["CommNet"]},
+                "success_tarmac_paper": {"NoComm": papers.TJ_EASY_SUCCESS_PAPER["no communication"],
+                                         "TarMAC": papers.TJ_EASY_SUCCESS_PAPER["TarMAC"]},
                 "source": "CommNet paper Table 2 (MLP modules; also discrete comm. 1.1%); TarMAC paper "
                           "(Das et al. 2019), traffic junction easy"},
-    "tj_medium": {"failure_commnet_paper": {"NoComm": 20.6, "CommNet": 2.2},
+    "tj_medium": {"failure_commnet_paper": {"NoComm": papers.TJ_MEDIUM_FAILURE_PAPER["independent"],
+                                            "CommNet": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"]},
                   "success_tarmac_paper": {},
                   "source": "CommNet paper Table 2 (MLP modules; also fully connected 12.5%, discrete 15.8%)"},
 }
@@ -289,15 +352,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
     ap.add_argument("--lever-updates", type=int, default=2500, help="gradient steps per lever run")
     ap.add_argument("--updates", type=int, default=None,
-                    help="override the gradient steps of every episodic run (default: reinforce.SETTINGS)")
+                    help="override the gradient steps of every episodic run (default: UPDATES)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
     ap.add_argument("--fresh", action="store_true", help="forget saved runs and start over")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--table", default=str(README))
     args = ap.parse_args(argv)
     _setup()
-    from course_lib.algos import reinforce
-
     sections = [s for s in args.sections.split(",") if s]
     bad = sorted(set(sections) - set(SECTIONS))
     if bad:
@@ -325,7 +386,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} saved, {len(todo)} to do", flush=True)
 
     def save():
-        result = build(runs, references, args, at_a_time, load_start, reinforce)
+        result = build(runs, references, args, at_a_time, load_start)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")
         return result
@@ -356,7 +417,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def build(runs, references, args, at_a_time, load_start, reinforce) -> dict[str, Any]:
+def build(runs, references, args, at_a_time, load_start) -> dict[str, Any]:
     summary = summarise(runs, args.seeds)
     result: dict[str, Any] = {"benchmark": "communication"}
     lev, easy = summary.get("levers", {}), summary.get("tj_easy", {})
@@ -398,9 +459,10 @@ def build(runs, references, args, at_a_time, load_start, reinforce) -> dict[str,
         "settings": {
             "seeds": args.seeds, "lever_updates": args.lever_updates, "updates_override": args.updates,
             "eval_rounds": EVAL_ROUNDS, "eval_episodes": EVAL_EPISODES,
-            **{section: {**reinforce.SETTINGS[task], "describe": reinforce.describe(task)
+            **{section: {**dataclasses.asdict(cfg), "updates": UPDATES[section], "task": TASKS[section].spec(),
+                         "describe": describe(section)
                          + (f" (this run: {args.updates} updates)" if args.updates else "")}
-               for section, task in TASK_OF.items()},
+               for section, cfg in CONFIGS.items()},
         },
         "runs": runs,
         "machine": machine_info(),

@@ -7,21 +7,22 @@ predators against a scripted prey on simple_tag_v3.
 Writes bench/results/maddpg.json and the markdown tables bench/README_maddpg.md
 (pasted into README).
 
-* Training: :func:`course_lib.algos.maddpg.train_maddpg` with the default
-  :class:`~course_lib.algos.maddpg.MADDPGConfig` (``critic="centralised"`` for MADDPG,
+* Training: :func:`course_lib.algos.maddpg.train` with the reference parts and the default
+  :class:`~course_lib.algos.maddpg.Config` (``critic="centralised"`` for MADDPG,
   ``"independent"`` for IDDPG) on the batched twin of simple_spread_v3, ``--steps``
   environment transitions per run, seeds ``0 .. --seeds - 1``.  The learning curves are
   the greedy actors' team return on 100 fixed episodes (mpe2's ``reset(seed=10000 + k)``,
   played on the twin, which replays mpe2 exactly) every ``--eval-every`` transitions.
-* Final evaluation on mpe2 itself: the greedy actors of every run, and the random,
-  no-op and heuristic reference policies, on mpe2's ``simple_spread_v3`` episodes
+* Final evaluation on mpe2 itself (:func:`course_lib.evaluation.evaluate`, ``on="mpe2"``):
+  the greedy actors of every run, and the random, no-op and heuristic reference policies,
+  on mpe2's ``simple_spread_v3`` episodes
   ``reset(seed=0 .. --mpe2-episodes - 1)``; team return = rewards summed over the three
   agents and the 25 steps (the convention of README's environment table).
 * simple_tag_v3: MADDPG trains the three predators against the scripted fleeing prey of
   ``course_lib.envs.mpe_policies``; predators' team return on mpe2, beside random,
   no-op and scripted predators chasing the same prey.
 * Throughput: ``steps_per_s`` is environment transitions per second of **process CPU
-  time** of the whole ``train_maddpg`` call (acting, learning and the periodic
+  time** of the whole ``maddpg.train`` call (acting, learning and the periodic
   evaluations); ``steps_per_s_wall`` the same on the wall clock, which depends on the
   machine's load (``loadavg`` is recorded).
 
@@ -30,6 +31,7 @@ One process, one torch thread.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -48,10 +50,14 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from course_lib import papers  # noqa: E402
 from course_lib.algos import maddpg  # noqa: E402
+from course_lib.evaluation import evaluate  # noqa: E402
 
 METHODS = {"MADDPG": "centralised", "IDDPG": "independent"}
+KINDS = ("random", "noop", "heuristic")  # the reference policies
 TARGET_MARGIN = 15.0  # the issue's target: MADDPG at least this far above no-op at 200k steps
+SEED_PROJECT_MADDPG_200K = papers.SEED_PROJECT_SPREAD_200K["MADDPG"]
 
 
 def _mean_sem(xs) -> tuple[float, float]:
@@ -60,24 +66,26 @@ def _mean_sem(xs) -> tuple[float, float]:
     return float(xs.mean()), sem
 
 
-def spread(args, config: maddpg.MADDPGConfig) -> dict[str, Any]:
+def spread(args, config: maddpg.Config) -> dict[str, Any]:
     runs, curves = [], []
     for method, critic in METHODS.items():
         for seed in range(args.seeds):
+            cfg = dataclasses.replace(config, seed=seed, critic=critic, total_steps=args.steps,
+                                      eval_every=args.eval_every)
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            result = maddpg.train_maddpg("simple_spread_v3", config, seed=seed, total_steps=args.steps,
-                                         eval_every=args.eval_every, critic=critic)
+            run = maddpg.train("simple_spread_v3", cfg, progress=False)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            ev = maddpg.evaluate_on_mpe2(result.policy, episodes=args.mpe2_episodes, seed=0)
-            steps = int(result.curve.step.iloc[-1])
+            ev = evaluate(run.policy, "simple_spread_v3", episodes=args.mpe2_episodes, seed=0, on="mpe2")
+            steps = int(run.curve.step.iloc[-1])
             runs.append({"method": method, "seed": seed, "steps": steps, "mpe2_return": ev.mean,
-                         "mpe2_sem": ev.sem, "twin_eval_return": result.final_return,
+                         "mpe2_sem": ev.sem, "twin_eval_return": float(run.curve.eval_return.iloc[-1]),
                          "cpu_s": cpu, "wall_s": wall, "steps_per_s": steps / cpu, "steps_per_s_wall": steps / wall})
-            curves.append(result.curve[["step", "eval_return", "method", "seed"]])
+            curves.append(run.curve[["step", "eval_return"]].assign(method=method, seed=seed))
             print(f"  {method} seed {seed}: mpe2 {ev.mean:.2f} ± {ev.sem:.2f} ({cpu:.0f} s CPU, {wall:.0f} s wall)",
                   flush=True)
-    refs_mpe2 = maddpg.reference_returns("simple_spread_v3", episodes=args.mpe2_episodes, seed=0, on="mpe2")
-    refs_eval = maddpg.reference_returns("simple_spread_v3", episodes=config.eval_episodes, seed=config.eval_seed)
+    refs_mpe2 = {k: evaluate(k, "simple_spread_v3", episodes=args.mpe2_episodes, seed=0, on="mpe2") for k in KINDS}
+    refs_eval = {k: evaluate(k, "simple_spread_v3", episodes=config.eval_episodes, seed=config.eval_seed)
+                 for k in KINDS}
     import pandas as pd
 
     curve = pd.concat(curves, ignore_index=True)
@@ -86,20 +94,22 @@ def spread(args, config: maddpg.MADDPGConfig) -> dict[str, Any]:
             "eval_references": {k: ev.mean for k, ev in refs_eval.items()}}
 
 
-def tag(args, config: maddpg.MADDPGConfig) -> dict[str, Any]:
+def tag(args, config: maddpg.Config) -> dict[str, Any]:
     runs = []
     for seed in range(args.tag_seeds):
+        cfg = dataclasses.replace(config, seed=seed, total_steps=args.tag_steps, eval_every=args.eval_every,
+                                  opponent="heuristic")
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        result = maddpg.train_maddpg("simple_tag_v3", config, seed=seed, total_steps=args.tag_steps,
-                                     eval_every=args.eval_every, opponent="heuristic")
+        run = maddpg.train("simple_tag_v3", cfg, progress=False)
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        ev = maddpg.evaluate_on_mpe2(result.policy, episodes=args.mpe2_episodes, seed=0)
-        runs.append({"seed": seed, "steps": int(result.curve.step.iloc[-1]), "mpe2_return": ev.mean,
+        ev = evaluate(run.policy, "simple_tag_v3", episodes=args.mpe2_episodes, seed=0, on="mpe2")
+        runs.append({"seed": seed, "steps": int(run.curve.step.iloc[-1]), "mpe2_return": ev.mean,
                      "mpe2_sem": ev.sem, "cpu_s": cpu, "wall_s": wall})
         print(f"  simple_tag MADDPG predators seed {seed}: mpe2 {ev.mean:.2f} ± {ev.sem:.2f} ({cpu:.0f} s CPU)",
               flush=True)
-    refs = maddpg.reference_returns("simple_tag_v3", episodes=args.mpe2_episodes, seed=0, on="mpe2",
-                                    opponent="heuristic")
+    # predators' lines: random / no-op / scripted predators chasing the same scripted prey
+    refs = {k: evaluate(maddpg.reference_policy(k, "simple_tag_v3", opponent="heuristic"), "simple_tag_v3",
+                        episodes=args.mpe2_episodes, seed=0, on="mpe2") for k in KINDS}
     mean, sem = _mean_sem([r["mpe2_return"] for r in runs])
     return {"prey": "heuristic", "runs": runs, "maddpg_mean": mean, "maddpg_sem_over_seeds": sem,
             "mpe2_references": {k: {"mean": ev.mean, "sem": ev.sem} for k, ev in refs.items()}}
@@ -157,8 +167,8 @@ def markdown(result: dict[str, Any]) -> str:
     for kind in ("random", "noop", "heuristic"):
         ref = sp["mpe2_references"][kind]
         lines.append(f"| {kind} | {ref['mean']:.1f} ± {ref['sem']:.1f} (episodes) | – | {ref['mean'] - noop:+.1f} |")
-    lines.append(f"| seed project's MADDPG (SPECS.md; its own evaluation) | {maddpg.SEED_PROJECT_MADDPG_200K:.2f} | – | "
-                 f"{maddpg.SEED_PROJECT_MADDPG_200K - noop:+.1f} |")
+    lines.append(f"| seed project's MADDPG (SPECS.md; its own evaluation) | {SEED_PROJECT_MADDPG_200K:.2f} | – | "
+                 f"{SEED_PROJECT_MADDPG_200K - noop:+.1f} |")
     t = result["target"]
     lines += [
         "",
@@ -207,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    config = maddpg.MADDPGConfig(progress=False, **overrides)
+    config = maddpg.Config(**overrides)
     load = list(os.getloadavg())
     cpu0, wall0 = time.process_time(), time.perf_counter()
     print("simple_spread_v3", flush=True)
@@ -218,8 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "date": date.today().isoformat(), "platform": f"{platform.machine()}, {platform.processor() or '?'}",
         "total_steps": args.steps, "seeds": args.seeds, "mpe2_episodes": args.mpe2_episodes,
         "tag_steps": args.tag_steps, "quick": args.quick,
-        "config": maddpg.config_dict(config),
-        "seed_project_maddpg_200k": maddpg.SEED_PROJECT_MADDPG_200K,
+        "config": dataclasses.asdict(config),
+        "seed_project_maddpg_200k": SEED_PROJECT_MADDPG_200K,
         "simple_spread": spread_result, "simple_tag": tag_result,
     }
     result["cpu_s"], result["wall_s"] = time.process_time() - cpu0, time.perf_counter() - wall0

@@ -11,10 +11,10 @@ What is measured (simple_spread_v3, 3 agents, 25-step episodes):
 
 * **baselines**: random, no-op and the scripted heuristic on mpe2's own ``simple_spread_v3``,
   discrete and continuous actions, ``--eval-episodes`` episodes (reset seeds 10000, 10001, ...);
-* **step-matched**: IPPO and Method I (``course_lib.algos.la_ippo``, defaults; IPPO is the same
-  learner with ``distill_weight=0``) trained for ``--short-steps`` (200k) and ``--steps`` (1M)
-  environment steps, ``--seeds`` seeds, discrete and continuous; MADDPG
-  (``course_lib.algos.maddpg.train_maddpg``, its defaults) trained for ``--maddpg-steps``.
+* **step-matched**: IPPO and Method I (``course_lib.algos.la_ippo.train``, the reference parts and the
+  default Config; IPPO is the same learner with ``distill_weight=0``) trained for ``--short-steps``
+  (200k) and ``--steps`` (1M) environment steps, ``--seeds`` seeds, discrete and continuous; MADDPG
+  (``course_lib.algos.maddpg.train``, its defaults) trained for ``--maddpg-steps``.
   The number reported is the **team return** (summed over agents and steps) of the
   deterministic policy on ``--eval-episodes`` of mpe2's episodes: PPO runs are evaluated on
   mpe2 itself at their end; MADDPG at 200k is read from its 1M run (no learning-rate schedule,
@@ -53,16 +53,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from course_lib import papers  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "method_i.json"
 README = ROOT / "bench" / "README_method_i.md"
 NUM_ENVS = 256  # batched environments of the PPO learners (the notebook's setting)
 EVAL_SEED = 10_000
-# Published by the original project's authors (SPECS.md, "Method I"): simple_spread_v3,
-# 200k steps, last-5 evaluation mean; their steps/s.
-PAPER = {"method_i_return_200k": -80.70, "maddpg_return_200k": -82.89,
-         "method_i_steps_per_s": 2300, "maddpg_steps_per_s": 470,
+# Published by the original project's authors (course_lib.papers): simple_spread_v3, 200k steps,
+# last-5 evaluation mean; their steps/s.
+PAPER = {"method_i_return_200k": papers.SEED_PROJECT_SPREAD_200K["Method I"],
+         "maddpg_return_200k": papers.SEED_PROJECT_SPREAD_200K["MADDPG"],
+         "method_i_steps_per_s": papers.SEED_PROJECT_SPREAD_STEPS_PER_S["Method I"],
+         "maddpg_steps_per_s": papers.SEED_PROJECT_SPREAD_STEPS_PER_S["MADDPG"],
          "source": "the project this course grew from (SPECS.md, 'Method I'): simple_spread_v3 after 200k "
                    "steps, last-5 evaluation mean; both at the no-op level on mpe2"}
 PARTS = ("baselines", "ppo", "continuous", "topology", "maddpg", "fixes", "throughput")
@@ -87,22 +90,26 @@ def _label(steps: int) -> str:
     return f"{steps // 1_000_000}M" if steps % 1_000_000 == 0 else f"{steps // 1000}k"
 
 
-def _mpe2_return(policy, continuous: bool, episodes: int) -> float:
-    from course_lib.envs.mpe import make_mpe2_simple_spread
-    from course_lib.envs.mpe_policies import evaluate_mpe2
+def _spread(continuous: bool):
+    from course_lib.tasks import task
 
-    env = make_mpe2_simple_spread(continuous_actions=continuous)
-    return float(evaluate_mpe2(env, policy, episodes, seed=EVAL_SEED).sum(axis=1).mean())
+    return task("simple_spread_v3", continuous_actions=continuous)
+
+
+def _mpe2_return(policy, continuous: bool, episodes: int) -> float:
+    """Mean team return of ``policy`` on mpe2's own episodes EVAL_SEED, EVAL_SEED + 1, ..."""
+    from course_lib.evaluation import evaluate
+
+    return evaluate(policy, _spread(continuous), episodes, seed=EVAL_SEED, on="mpe2").mean
 
 
 def baselines(episodes: int) -> dict[str, float]:
     _setup()
-    from course_lib.envs.mpe import make_mpe2_simple_spread
-    from course_lib.envs.mpe_policies import make_policy
+    from course_lib.envs.policies import make_policy
 
     out = {}
     for actions in ("discrete", "continuous"):
-        env = make_mpe2_simple_spread(continuous_actions=actions == "continuous")
+        env = _spread(actions == "continuous").single()
         for kind in ("random", "noop", "heuristic"):
             out[f"{actions}/{kind}"] = _mpe2_return(make_policy(kind, env, seed=0), actions == "continuous", episodes)
     return out
@@ -117,77 +124,72 @@ def run_ppo(method: str, actions: str, seed: int, steps: int, topology: str, eva
     ``variant`` names a Config change (``overrides``), e.g. one of the original project's bugs.
     """
     _setup()
-    from course_lib.algos import la_ippo, ppo
-    from course_lib.envs.mpe import SimpleSpreadVec
+    from course_lib.algos import la_ippo
 
     continuous = actions == "continuous"
-    env = SimpleSpreadVec(NUM_ENVS, continuous_actions=continuous, seed=seed)
-    cfg = la_ippo.Config(seed=seed, total_steps=steps, log_every=eval_every, eval_every=eval_every,
-                         progress=False, topology=topology,
+    cfg = la_ippo.Config(seed=seed, total_steps=steps, num_envs=NUM_ENVS, log_every=eval_every, eval_every=eval_every,
+                         eval_episodes=curve_episodes, eval_seed=EVAL_SEED, topology=topology,
                          distill_weight=0.0 if method == "IPPO" else la_ippo.Config.distill_weight)
     cfg = replace(cfg, **(overrides or {}))
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    df, agents = la_ippo.train(env, cfg, eval_fn=ppo.twin_evaluator(env, curve_episodes, EVAL_SEED),
-                               return_agents=True)
+    run = la_ippo.train(_spread(continuous), cfg, progress=False)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    team = ppo.TeamPolicy(SimpleSpreadVec(1, continuous_actions=continuous), agents["agent"], deterministic=True)
-    final = _mpe2_return(team, continuous, eval_episodes)
+    final = _mpe2_return(run.policy, continuous, eval_episodes)
+    df = run.curve.rename(columns={"train_return": "episode_return"})  # the results file's name
     keep = [c for c in ("step", "cpu_time", "time", "eval_return", "episode_return", "latent/distance",
                         "latent/spread", "latent/effective_dim", "log_std", "log_std_max") if c in df.columns]
-    final_log_std = (agents["agent"].net.current_log_std().detach().mean(0).tolist() if continuous else None)
+    net = run.learner.agents["agent"].net
+    final_log_std = net.current_log_std().detach().mean(0).tolist() if continuous else None
     return {"method": method, "actions": actions, "seed": seed, "steps": steps,
             "topology": topology if method != "IPPO" else None, "variant": variant,
             "overrides": {k: (list(v) if isinstance(v, tuple) else v) for k, v in (overrides or {}).items()},
             "final_log_std_per_entry": final_log_std,
-            "cpu_s": cpu, "wall_s": wall, "sps_cpu": float(df["sps_cpu"].iloc[-1]), "sps_wall": float(df["sps"].iloc[-1]),
+            "cpu_s": cpu, "wall_s": wall, "sps_cpu": float(df["sps_cpu"].iloc[-1]),
+            "sps_wall": float(df["step"].iloc[-1] / df["time"].iloc[-1]),
             "returns": {_label(steps): final}, "returns_on": {_label(steps): "mpe2"},
             "curve": df[keep].round(4).to_dict(orient="list")}
 
 
 def run_maddpg(actions: str, seed: int, steps: int, eval_every: int, eval_episodes: int,
                checkpoints: tuple[int, ...]) -> dict[str, Any]:
-    """One MADDPG run (defaults of course_lib.algos.maddpg) with its curve against CPU and wall seconds."""
+    """One MADDPG run (course_lib.algos.maddpg, its defaults) with its curve against training CPU and wall seconds."""
     _setup()
     from course_lib.algos import maddpg
 
     continuous = actions == "continuous"
-    # time maddpg's own evaluations, so the curve's CPU seconds are training only (as PPO's)
-    eval_cpu = [0.0]
-    original = maddpg.evaluate_on_twin
+    # each curve row follows one evaluation: time them, so the curve's seconds are training only (as PPO's)
+    spent, at_eval = [0.0, 0.0], []
+    original = maddpg.evaluate
 
     def timed(*args, **kwargs):
-        t = time.process_time()
+        cpu, wall = time.process_time(), time.perf_counter()
+        at_eval.append((cpu - cpu0 - spent[0], wall - wall0 - spent[1]))
         result = original(*args, **kwargs)
-        eval_cpu[0] += time.process_time() - t
+        spent[0] += time.process_time() - cpu
+        spent[1] += time.perf_counter() - wall
         return result
 
-    maddpg.evaluate_on_twin = timed
+    maddpg.evaluate = timed
+    cfg = maddpg.Config(seed=seed, total_steps=steps, eval_every=eval_every, eval_episodes=eval_episodes,
+                        eval_seed=EVAL_SEED)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    rows: list[dict] = []
-
-    def on_log(row):
-        rows.append({"step": int(row["step"]), "cpu_time": time.process_time() - cpu0 - eval_cpu[0],
-                     "time": float(row["step"] / row["sps"]) if row.get("sps") else float("nan"),
-                     "eval_return": float(row["eval_return"]), "episode_return": float(row["episode_return"])})
-
     try:
-        result = maddpg.train_maddpg("simple_spread_v3",
-                                     maddpg.MADDPGConfig(continuous_actions=continuous, progress=False,
-                                                         eval_episodes=eval_episodes, eval_seed=EVAL_SEED),
-                                     seed=seed, total_steps=steps, eval_every=eval_every, on_log=on_log)
+        run = maddpg.train(_spread(continuous), cfg, progress=False)
     finally:
-        maddpg.evaluate_on_twin = original
-    cpu, wall = time.process_time() - cpu0 - eval_cpu[0], time.perf_counter() - wall0
+        maddpg.evaluate = original
+    cpu, wall = time.process_time() - cpu0 - spent[0], time.perf_counter() - wall0 - spent[1]
+    df = run.curve
+    rows = [{"step": int(r.step), "cpu_time": t[0], "time": t[1], "eval_return": float(r.eval_return),
+             "episode_return": float(r.train_return)} for r, t in zip(df.itertuples(), at_eval)]
     returns, on = {}, {}
     for c in checkpoints:
         hit = [r for r in rows if r["step"] >= c]
         if c < steps and hit:
             returns[_label(c)], on[_label(c)] = hit[0]["eval_return"], "twin copies of mpe2's episodes"
-    final = maddpg.evaluate_on_mpe2(result.policy, episodes=eval_episodes, seed=EVAL_SEED)
-    returns[_label(steps)], on[_label(steps)] = float(final.mean), "mpe2"
+    returns[_label(steps)], on[_label(steps)] = _mpe2_return(run.policy, continuous, eval_episodes), "mpe2"
     curve = {k: [r[k] for r in rows] for k in ("step", "cpu_time", "time", "eval_return", "episode_return")}
     return {"method": "MADDPG", "actions": actions, "seed": seed, "steps": steps, "topology": None,
-            "cpu_s": cpu, "wall_s": wall, "sps_cpu": steps / cpu, "sps_wall": float(result.steps_per_s),
+            "cpu_s": cpu, "wall_s": wall, "sps_cpu": steps / cpu, "sps_wall": steps / wall,
             "returns": returns, "returns_on": on, "curve": curve}
 
 
@@ -195,20 +197,21 @@ def throughput(ppo_steps: int, maddpg_steps: int) -> dict[str, Any]:
     """Training steps per CPU second and per wall second: Method I, then MADDPG, in one process."""
     _setup()
     from course_lib.algos import la_ippo, maddpg
-    from course_lib.envs.mpe import SimpleSpreadVec
 
     load_before = list(os.getloadavg())
-    env = SimpleSpreadVec(NUM_ENVS, seed=0)
-    la_ippo.train(env, la_ippo.Config(total_steps=NUM_ENVS * 25, progress=False))  # warm-up (imports, allocator)
+    spread = _spread(False)
+    warm_up = la_ippo.Config(total_steps=NUM_ENVS * 25, num_envs=NUM_ENVS, eval_episodes=0)
+    la_ippo.train(spread, warm_up, progress=False)  # imports, allocator
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    la_ippo.train(env, la_ippo.Config(total_steps=ppo_steps, progress=False, log_every=ppo_steps))
+    la_ippo.train(spread, la_ippo.Config(total_steps=ppo_steps, num_envs=NUM_ENVS, log_every=ppo_steps,
+                                         eval_episodes=0), progress=False)
     ppo_cpu, ppo_wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    cfg = maddpg.MADDPGConfig(progress=False, eval_episodes=0)
+    cfg = maddpg.Config(total_steps=maddpg_steps, eval_every=0, eval_episodes=0)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    maddpg.train_maddpg("simple_spread_v3", cfg, seed=0, total_steps=maddpg_steps, eval_every=0)
+    maddpg.train(spread, cfg, progress=False)
     md_cpu, md_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     return {"how": "one process, one torch thread, Method I (discrete, default Config, 256 environments) then "
-                   f"MADDPG (discrete, default MADDPGConfig, learning included, its first "
+                   f"MADDPG (discrete, default maddpg.Config, learning included, its first "
                    f"{cfg.learning_starts:,} of {maddpg_steps:,} transitions uniform random without learning); "
                    "environment steps divided by the process's CPU seconds (what one quiet core gives) and by "
                    "wall seconds",

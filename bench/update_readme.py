@@ -1,13 +1,13 @@
-"""Paste the benches' markdown tables into README.md, so no measured number is typed.
+"""Paste the benches' markdown tables into bench/README.md, so no measured number is typed.
 
-Each bench writes ``bench/README_<topic>.md``; README.md holds, for each, a block
+Each bench writes ``bench/README_<topic>.md``; bench/README.md holds, for each, a block
 
     <!-- bench/README_<topic>.md -->
     ...replaced by the file's text...
     <!-- end bench/README_<topic>.md -->
 
-    .venv/bin/python bench/update_readme.py          # rewrite README.md
-    .venv/bin/python bench/update_readme.py --check  # exit 1 if README.md is behind the tables
+    .venv/bin/python bench/update_readme.py          # rewrite bench/README.md
+    .venv/bin/python bench/update_readme.py --check  # exit 1 if bench/README.md is behind the tables
 
 `make bench` runs it after the benches.
 """
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+README = ROOT / "bench" / "README.md"
 BLOCK = re.compile(r"(<!-- (bench/README_\w+\.md) -->\n)(.*?)(<!-- end \2 -->)", re.S)
 
 
@@ -39,7 +39,7 @@ def updated(text: str) -> tuple[str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether README.md is current")
+    parser.add_argument("--check", action="store_true", help="only report whether bench/README.md is current")
     args = parser.parse_args()
     text = README.read_text()
     new, missing = updated(text)
@@ -47,12 +47,12 @@ def main() -> int:
         print(f"warning: {name} does not exist yet (run its bench)", file=sys.stderr)
     if args.check:
         if new != text:
-            print("README.md is behind bench/README_*.md: run `python bench/update_readme.py`")
+            print("bench/README.md is behind bench/README_*.md: run `python bench/update_readme.py`")
             return 1
-        print("README.md matches the bench tables")
+        print("bench/README.md matches the bench tables")
         return 0
     README.write_text(new)
-    print(f"README.md: {len(BLOCK.findall(new))} bench table(s) pasted")
+    print(f"bench/README.md: {len(BLOCK.findall(new))} bench table(s) pasted")
     return 0
 
 

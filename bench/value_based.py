@@ -8,13 +8,14 @@ Writes bench/results/value_based.json and the markdown tables
 bench/README_value_based.md (pasted into README).
 
 * Two-step game (Rashid et al. 2018): IQL, VDN and QMIX from
-  :func:`course_lib.algos.qmix.train` with ``qmix.MATRIX_GAME_SETTINGS`` (uniform
-  exploration, epsilon = 1, gamma = 0.99, as in the paper), ``--seeds`` seeds each; the
-  return of the greedy decentralised policy and the learned ``Q_tot`` tables.
+  :func:`course_lib.algos.qmix.train` with :data:`MATRIX_GAME` (uniform exploration,
+  epsilon = 1, gamma = 0.99, as in the paper), ``--seeds`` seeds each; the return of the
+  greedy decentralised policy (:func:`course_lib.evaluation.evaluate`) and the learned
+  ``Q_tot`` tables.
 * QTRAN game (Son et al. 2019): the same learners; the greedy joint action and its payoff.
 * Climbing game (Claus & Boutilier 1998): the stateless learners of
-  :func:`course_lib.algos.iql.run_matrix_game` (independent, hysteretic and joint-action
-  learners, epsilon-greedy, ``--matrix-seeds`` runs each) and the deep learners above.
+  :func:`course_lib.algos.iql.train` (independent, hysteretic and joint-action learners,
+  epsilon-greedy, ``--matrix-seeds`` runs each) and the deep learners above.
 
 One process, one torch thread.
 """
@@ -33,16 +34,33 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import dataclasses  # noqa: E402
+
 import torch  # noqa: E402
 
+from course_lib import papers  # noqa: E402
 from course_lib.algos import iql, qmix  # noqa: E402
-from course_lib.envs import VecMatrixGame, VecTwoStepGame, game_payoffs  # noqa: E402
+from course_lib.envs import game_payoffs  # noqa: E402
+from course_lib.evaluation import evaluate  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
 LEARNERS = {"IQL": "none", "VDN": "vdn", "QMIX": "qmix"}
+NUM_ENVS = 32
+# The deep learners on the matrix games.  As in the QMIX paper's two-step experiment,
+# actions are uniformly random throughout training (epsilon = 1) and gamma = 0.99; the
+# network sizes and the optimiser settings are ours: large batches of iid transitions let
+# ~200 gradient steps reach the fixed point in about a second on one core.  60 steps of
+# 32 games, learning after the first 10, 4 gradient steps after each step of the 32 games.
+MATRIX_GAME = qmix.Config(
+    num_envs=NUM_ENVS, total_steps=60 * NUM_ENVS, learning_starts=10 * NUM_ENVS, train_every=NUM_ENVS,
+    gradient_steps=4, batch_size=512, buffer_size=5_000, lr=1e-2, target_every=30, hidden=(32,), embed_dim=32,
+    hypernet_layers=2, eps_start=1.0, eps_end=1.0, gamma=0.99, log_every=10 * NUM_ENVS,
+)
+# The stateless learners on the climbing game (iql.Config's defaults: 2,000 games per run).
+STATELESS = iql.Config(exploration="epsilon", seed=0)
 # Published facts (see /work/shared/SPECS.md, "Matrix games").
 PAPER = {
-    "two_step": {"QMIX": 8.0, "VDN": 7.0, "qmix_state1": qmix.TWO_STEP_QMIX_PAPER.tolist(),
+    "two_step": {"QMIX": 8.0, "VDN": 7.0, "qmix_state1": papers.QMIX_TWO_STEP_STATE1.tolist(),
                  "source": "Rashid et al. 2018 (QMIX), two-step game"},
     "qtran": {"QMIX": "misses 8", "VDN": "misses 8", "source": "Son et al. 2019 (QTRAN), matrix game"},
     "climbing": {"independent": "settle on 7 (or 5)", "source": "Claus & Boutilier 1998"},
@@ -58,10 +76,9 @@ def two_step(seeds: int) -> dict[str, Any]:
     for name, mixer in LEARNERS.items():
         returns, tables = [], []
         for seed in range(seeds):
-            _, learner = qmix.train(VecTwoStepGame(32, seed=seed), mixer=mixer, seed=seed, return_learner=True,
-                                    progress=False, **qmix.MATRIX_GAME_SETTINGS)
-            returns.append(qmix.greedy_return(learner, VecTwoStepGame(1, seed=0), episodes=1))
-            tables.append(qmix.two_step_tables(learner))
+            run = qmix.train("two_step", dataclasses.replace(MATRIX_GAME, mixer=mixer, seed=seed), progress=False)
+            returns.append(evaluate(run.policy, "two_step", episodes=1).summary()["return_per_agent"])
+            tables.append(qmix.two_step_tables(run))
         out[name] = {
             "returns": returns,
             "mean_return": float(np.mean(returns)),
@@ -80,14 +97,13 @@ def matrix_deep(game: str, seeds: int) -> dict[str, Any]:
     for name, mixer in LEARNERS.items():
         joints, pays, tables = [], [], []
         for seed in range(seeds):
-            env = VecMatrixGame(32, payoffs=payoffs, seed=seed)
-            _, learner = qmix.train(env, mixer=mixer, seed=seed, return_learner=True, progress=False,
-                                    **qmix.MATRIX_GAME_SETTINGS)
-            obs, _ = env.reset(seed=seed)
-            joint = tuple(int(a) for a in qmix.greedy_actions(learner, obs[:1])[0])
+            run = qmix.train(f"matrix_{game}", dataclasses.replace(MATRIX_GAME, mixer=mixer, seed=seed),
+                             progress=False)
+            first_obs, _ = run.task.batched(1).reset(seed=seed)
+            joint = tuple(int(a) for a in run.policy.act(first_obs)[0])
             joints.append(list(joint))
             pays.append(float(team[joint]))
-            tables.append(qmix.matrix_game_table(learner, env))
+            tables.append(qmix.matrix_game_table(run))
         out[name] = {
             "greedy_joint_actions": joints,
             "payoffs": pays,
@@ -100,17 +116,18 @@ def matrix_deep(game: str, seeds: int) -> dict[str, Any]:
 
 
 def climbing_stateless(seeds: int) -> dict[str, Any]:
-    payoffs = game_payoffs("climbing")
     out = {}
     for learner in ("iql", "hysteretic", "jal"):
-        res = iql.run_matrix_game(payoffs, learner=learner, n_seeds=seeds, seed=0)
-        shares = res.final["joint"].value_counts(normalize=True).round(3).to_dict()
-        out[learner] = {"mean_payoff": float(res.final["payoff"].mean()),
-                        "share_11": float((res.final["payoff"] == 11).mean()),
-                        "share_7": float((res.final["payoff"] == 7).mean()),
-                        "share_5": float((res.final["payoff"] == 5).mean()),
+        run = iql.train("matrix_climbing", dataclasses.replace(STATELESS, learner=learner, n_seeds=seeds),
+                        progress=False)
+        final = run.learner.final
+        shares = final["joint"].value_counts(normalize=True).round(3).to_dict()
+        out[learner] = {"mean_payoff": float(final["payoff"].mean()),
+                        "share_11": float((final["payoff"] == 11).mean()),
+                        "share_7": float((final["payoff"] == 7).mean()),
+                        "share_5": float((final["payoff"] == 5).mean()),
                         "joint_action_shares": shares,
-                        "settings": {k: v for k, v in vars(res.config).items()}}
+                        "settings": dataclasses.asdict(run.config)}
         print(f"climbing stateless {learner:10s} mean payoff {out[learner]['mean_payoff']:.2f} {shares}", flush=True)
     return out
 
@@ -131,7 +148,7 @@ def markdown(result: dict[str, Any]) -> str:
         paper = {"QMIX": "8", "VDN": "7"}.get(name, "–")
         r = ts[name]
         lines.append(f"| {name} | {paper} | {r['mean_return']:.2f} | {r['seeds_8']}/{n} | {r['seeds_7']}/{n} |")
-    paper1 = qmix.TWO_STEP_QMIX_PAPER
+    paper1 = papers.QMIX_TWO_STEP_STATE1
     q1, v1 = np.asarray(ts["QMIX"]["mean_tables"]["1"]), np.asarray(ts["VDN"]["mean_tables"]["1"])
     lines += [
         "",
@@ -190,9 +207,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "n_seeds": args.seeds,
         "qtran_seeds_optimal": {k: result["qtran"][k]["seeds_optimal"] for k in LEARNERS},
         "paper": PAPER,
-        "settings": {"seeds": args.seeds, "matrix_seeds": args.matrix_seeds, "num_envs": 32,
+        "settings": {"seeds": args.seeds, "matrix_seeds": args.matrix_seeds, "num_envs": NUM_ENVS,
                      "deep": {k: list(v) if isinstance(v, tuple) else v
-                              for k, v in qmix.MATRIX_GAME_SETTINGS.items()}},
+                              for k, v in dataclasses.asdict(MATRIX_GAME).items() if k not in ("seed", "mixer")}},
         "machine": machine_info(),
         "elapsed_s": round(time.perf_counter() - start, 1),
     })

@@ -159,9 +159,9 @@ def plot_action_frequencies(freqs, action_names: Sequence[str] | None = None, ax
 
     ``freqs`` is an array ``[seeds, T, n_actions]`` (e.g. the share of an agent's
     actions per episode block, or its policy) or a long DataFrame of ONE agent with
-    columns ``seed``, ``x`` (default ``"episode"``), ``action``, ``frequency`` (the
-    ``actions`` table of ``course_lib.algos.iql.run_matrix_game``, filtered to one
-    agent).  The band is a normal-approximation ``ci``% interval of the mean over seeds.
+    columns ``seed``, ``x`` (default ``"episode"``), ``action``, ``frequency`` (a
+    matrix-game run's ``run.learner.actions`` from ``iql.train``, filtered to one agent).
+    The band is a normal-approximation ``ci``% interval of the mean over seeds.
     Taught in notebooks/02_independent_learners.
     """
     import matplotlib.pyplot as plt

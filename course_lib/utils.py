@@ -45,6 +45,31 @@ def set_seed(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def bench_results(name: str) -> dict | None:
+    """The measured results of ``bench/<name>.py`` (``bench/results/<name>.json``), or None
+    with a note when the bench has not been run.
+
+    Works from a checkout (editable install) and from an installed wheel, which ships
+    the results inside course_lib (``course_lib.bench_results``).
+    """
+    import json
+    from importlib import resources
+    from pathlib import Path
+
+    filename = f"{name}.json"
+    try:
+        packaged = resources.files("course_lib.bench_results") / filename
+        if packaged.is_file():
+            return json.loads(packaged.read_text())
+    except ModuleNotFoundError:  # an editable install maps no such package: read the checkout
+        pass
+    checkout = Path(__file__).resolve().parents[1] / "bench" / "results" / filename
+    if checkout.is_file():
+        return json.loads(checkout.read_text())
+    print(f"no bench results {filename}: run `python bench/{name}.py` (or `make bench`) from the repository root")
+    return None
+
+
 def machine_info() -> dict:
     """Where a measurement was taken: processor, cores, platform, Python and torch versions."""
     import platform

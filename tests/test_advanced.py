@@ -1,16 +1,73 @@
-"""course_lib.advanced (notebooks/06_advanced): attention, GAT, DRQN, ICM/RND, scaling."""
+"""course_lib.advanced (notebooks/06_advanced): attention, GAT, DRQN, ICM/RND, scaling; their
+learners (the student's parts drive them, a Ctrl-C resumes exactly), the neighbourhood
+majority task and the notebook's experiments."""
 from __future__ import annotations
 
+import importlib.util
 import math
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from pettingzoo.test import parallel_api_test, parallel_seed_test
 
 from course_lib.advanced import attention, curiosity, drqn, experiments, gat, scaling
+from course_lib.envs import NeighbourMajority, VecNeighbourMajority, registry
+from course_lib.evaluation import evaluate
+from course_lib.tasks import task
 
 torch.set_num_threads(1)
+
+
+def _wrong_answers() -> dict:
+    """The grader tests' plausible wrong answers of notebook 06, as functions."""
+    path = Path(__file__).parent / "fixtures" / "wrong_answers" / "06_advanced.py"
+    spec = importlib.util.spec_from_file_location("wrong_06", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = {}
+    for grade_id, source in module.WRONG.items():
+        namespace = {"torch": torch, "F": F, "math": math, "np": np}
+        exec(source, namespace)
+        out[grade_id] = namespace[grade_id.replace("-", "_")]
+    return out
+
+
+class Spy:
+    """A part that records its calls; raises KeyboardInterrupt at call ``interrupt_at`` (a Ctrl-C)."""
+
+    def __init__(self, fn, interrupt_at: int | None = None):
+        self.fn, self.interrupt_at, self.calls = fn, interrupt_at, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return self.fn(*args)
+
+
+def _weights(run) -> dict:
+    learner = run.learner
+    nets = {"q": getattr(learner, "q_net", None), "actor": getattr(learner, "actor", None),
+            "bonus": getattr(learner, "bonus_model", None)}
+    return {f"{n}.{k}": v for n, net in nets.items() if net is not None for k, v in net.state_dict().items()}
+
+
+def _resumes_exactly(module, task_, config, part: str, k: int, out: Path) -> None:
+    """Run A straight; run B interrupted at the k-th call of ``part`` (saved on Ctrl-C) and
+    resumed: same curve (without sps) and the same weights, bit for bit."""
+    straight = module.train(task_, config, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        module.train(task_, config, parts={part: Spy(getattr(module.Parts(), part), interrupt_at=k)}, out=out,
+                     progress=False)
+    resumed = module.train(task_, config, resume=out, progress=False)
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
 
 
 # --------------------------------------------------------------------------- attention
@@ -159,21 +216,64 @@ def test_drqn_loss_by_hand_for_a_feed_forward_network():
     torch.testing.assert_close(drqn.drqn_loss(q, target, b, 0.5), want)
 
 
+MAZE = task("cue_corridor", length=2, max_steps=8)  # a short T-maze: quick to learn
+
+
 def test_lstm_remembers_and_the_feed_forward_network_cannot():
     """A short T-maze: DRQN takes the cued arm, the feed-forward network stays at chance."""
-    settings = dict(length=2, max_steps=8, episodes=1600, eval_episodes=64, progress=False, log_every=100)
     results = {}
     for recurrent in (True, False):
-        _, net = drqn.train(drqn.DRQNConfig(recurrent=recurrent, **settings), return_model=True)
-        results[recurrent] = drqn.evaluate(net, drqn.DRQNConfig(**settings), episodes=400)["correct_fraction"]
+        run = drqn.train(MAZE, drqn.Config(recurrent=recurrent, total_steps=4000, log_every=1000, eval_episodes=8),
+                         progress=False)
+        ev = evaluate(run.policy, MAZE, episodes=400, seed=1, num_envs=400)
+        results[recurrent] = ev.summary()["correct_fraction"]
     assert results[True] >= 0.9, results
     assert results[False] <= 0.65, results
 
 
-def test_drqn_train_logs_the_fixed_columns():
-    df = drqn.train(episodes=64, num_envs=16, log_every=2, eval_episodes=8, progress=False)
-    assert {"episodes", "step", "loss/q", "eval_success", "eval_correct", "eval_return", "sps", "method"} <= set(df)
-    assert len(df) == 2 and df.step.is_monotonic_increasing
+def test_drqn_calls_your_loss_in_the_loop_and_logs_the_fixed_columns():
+    spy = Spy(drqn.drqn_loss)
+    run = drqn.train(MAZE, drqn.Config(total_steps=600, log_every=2, eval_episodes=8), parts=drqn.Parts(drqn_loss=spy),
+                     progress=False)
+    df = run.curve
+    assert spy.calls == run.learner.updates == 8 * run.learner.rounds > 0
+    assert list(df.columns[:4]) == ["step", "episode", "train_return", "eval_return"]
+    assert {"loss/q", "train_success", "eval_success", "eval_correct", "epsilon", "sps"} <= set(df)
+    assert df.step.is_monotonic_increasing and df.step.iloc[-1] >= 600 and (df.episode % 16 == 0).all()
+    single = evaluate(run.policy, MAZE, episodes=2, on="single")  # the PettingZoo dict API
+    assert single.returns.shape == (2, 2)
+
+
+def test_drqn_loss_without_the_done_mask_changes_the_run():
+    config = drqn.Config(total_steps=600, log_every=1, eval_episodes=8)
+
+    def no_done_mask(q_net, target_net, batch, gamma):
+        return drqn.drqn_loss(q_net, target_net, {**batch, "dones": torch.zeros_like(batch["dones"])}, gamma)
+
+    right = drqn.train(MAZE, config, progress=False).curve
+    wrong = drqn.train(MAZE, config, parts=drqn.Parts(drqn_loss=no_done_mask), progress=False).curve
+    pd.testing.assert_series_equal(right.step, wrong.step)  # the first round is the same ...
+    assert not np.allclose(right["loss/q"], wrong["loss/q"])  # ... then the loss tells them apart
+
+
+def test_drqn_resumes_exactly_after_a_ctrl_c_in_the_middle_of_a_round(tmp_path):
+    _resumes_exactly(drqn, MAZE, drqn.Config(total_steps=700, log_every=2, eval_episodes=8), "drqn_loss", k=19,
+                     out=tmp_path)
+
+
+def test_recurrent_policy_forgets_at_a_new_episode():
+    torch.manual_seed(0)
+    net = drqn.RecurrentQNetwork(4, 5, 8)
+    policy = drqn.RecurrentQPolicy(net, ["a", "b"], 4)
+    obs = np.random.default_rng(0).normal(size=(3, 2, 4)).astype(np.float32)
+    policy.reset(3)
+    policy.act(obs)
+    policy.act(obs, {"done": np.array([False, True, False])})
+    h = policy.state[0].view(3, 2, -1)
+    policy.reset(3)
+    fresh = (policy.act(obs), policy.state[0].view(3, 2, -1))[1]
+    torch.testing.assert_close(h[1], fresh[1])  # env 1 started over: as from a zero state
+    assert not torch.allclose(h[0], fresh[0])   # env 0 remembers its first step
 
 
 # -------------------------------------------------------------------------- ICM and RND
@@ -208,51 +308,188 @@ def test_rnd_bonus_shrinks_where_the_agent_has_been():
     assert all(not p.requires_grad for p in rnd.target.parameters()) and before > 0
 
 
-def test_explorer_runs_logs_and_rejects_unknown_bonuses():
-    for bonus in curiosity.BONUSES:
-        df = curiosity.train(bonus=bonus, total_steps=60, learning_starts=10, batch_size=16, log_every=30,
-                             progress=False)
-        assert {"step", "first_goal_step", "train_success", "eval_success", "visited_fraction", "intrinsic",
-                "loss/q", "loss/bonus", "epsilon", "sps"} <= set(df) and len(df) == 2
-        assert (df.intrinsic == 0).all() == (bonus == "none")
+GRID = task("sparse_goal_grid")
+QUICK_EXPLORER = dict(total_steps=480, learning_starts=80, batch_size=16, log_every=240)
+
+
+@pytest.mark.parametrize("bonus", curiosity.BONUSES)
+def test_explorer_calls_your_icm_losses_and_logs(bonus):
+    spy = Spy(curiosity.icm_losses)
+    run = curiosity.train(GRID, curiosity.Config(bonus=bonus, **QUICK_EXPLORER), parts=curiosity.Parts(icm_losses=spy),
+                          progress=False)
+    df = run.curve
+    assert spy.calls == (run.learner.updates if bonus == "icm" else 0) and run.learner.updates > 0
+    assert list(df.columns[:4]) == ["step", "episode", "train_return", "eval_return"] and len(df) == 2
+    assert {"first_goal_step", "train_success", "eval_success", "visited_fraction", "intrinsic", "loss/q",
+            "loss/bonus", "epsilon", "sps"} <= set(df)
+    assert df.intrinsic.isna().all() == (bonus == "none")
+    assert evaluate(run.policy, GRID, episodes=1, on="single").returns.shape == (1, 2)
+
+
+def test_explorer_and_scaling_reject_bad_configs():
     with pytest.raises(ValueError, match="bonus"):
-        curiosity.train(bonus="count", total_steps=1, progress=False)
+        curiosity.train(GRID, curiosity.Config(bonus="count", total_steps=8), progress=False)
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        curiosity.train(GRID, curiosity.Config(log_every=100), progress=False)
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        scaling.train("neighbour_majority", scaling.Config(log_every=100), progress=False)
+    with pytest.raises(ValueError, match="comm"):
+        scaling.train("neighbour_majority", scaling.Config(comm="broadcast"), progress=False)
+
+
+def test_icm_losses_that_train_the_encoder_change_the_run():
+    config = curiosity.Config(bonus="icm", **QUICK_EXPLORER)
+    right = curiosity.train(GRID, config, progress=False)
+    wrong = curiosity.train(GRID, config, parts=curiosity.Parts(icm_losses=_wrong_answers()["icm-losses"]),
+                            progress=False)
+    assert not np.allclose(right.curve.intrinsic, wrong.curve.intrinsic)
+    encoder = [run.learner.bonus_model.encoder[0][0].weight for run in (right, wrong)]
+    assert not torch.equal(*encoder)  # the forward loss reached the encoder
+
+
+def test_explorer_resumes_exactly_after_a_ctrl_c_in_an_update(tmp_path):
+    _resumes_exactly(curiosity, GRID, curiosity.Config(bonus="icm", **QUICK_EXPLORER), "icm_losses", k=7, out=tmp_path)
 
 
 # ----------------------------------------------------------------------------- scaling
 def test_neighbourhood_majority_targets_by_brute_force():
-    game = scaling.NeighbourMajority(7, k=4)
-    data = game.sample(50, torch.Generator().manual_seed(0))
-    d = torch.cdist(data["positions"], data["positions"])
+    env = VecNeighbourMajority(50, num_agents=7, k=4, seed=0)
+    obs, _ = env.reset(seed=0)
+    pos = torch.as_tensor(obs[..., 1:])
+    d = torch.cdist(pos, pos)
+    bits = (obs[..., 0] > 0).astype(int)
     for b in range(50):
         for i in range(7):
-            voters = d[b, i].argsort()[:5]  # itself (distance 0) and its 4 nearest
-            assert int(data["target"][b, i]) == int(data["bits"][b, voters].sum() >= 3)
-    own = scaling.evaluate_comm(scaling.CommPolicy("none"), scaling.NeighbourMajority(10), instances=4000)
-    assert abs(own["own_bit_return"] - 11 / 16) < 0.03  # P(own bit is the majority of 5)
-    assert abs(own["random_return"] - 0.5) < 0.03
+            voters = d[b, i].argsort()[:5].numpy()  # itself (distance 0) and its 4 nearest
+            assert int(env.core.target[b, i]) == int(bits[b, voters].sum() >= 3)
+    own = evaluate("random", task("neighbour_majority", num_agents=10), episodes=4000, seed=0, num_envs=1000)
+    assert abs(own.summary()["own_bit_right"] - 11 / 16) < 0.03  # P(own bit is the majority of 5)
+    assert abs(own.summary()["return_per_agent"] - 0.5) < 0.03
     with pytest.raises(ValueError, match="even"):
-        scaling.NeighbourMajority(10, k=3)
+        VecNeighbourMajority(2, num_agents=10, k=3)
 
 
-def test_comm_policies_timing_and_messages():
-    game = scaling.NeighbourMajority(10)
-    data = game.sample(8, torch.Generator().manual_seed(0))
-    for comm in ("gnn", "attention", "none"):
-        policy = scaling.CommPolicy(comm)
-        assert policy(data["obs"], data["neighbours"]).shape == (8, 10, 2)
-        t = scaling.time_per_step(policy, game, batch=8, repeats=2)
-        assert t["cpu_s"] > 0 and t["wall_s"] > 0
+def test_neighbourhood_majority_speaks_pettingzoo_and_its_twin_replays_it():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel_api_test(NeighbourMajority(num_agents=5), num_cycles=50)
+        parallel_seed_test(lambda: NeighbourMajority(num_agents=3), num_cycles=50)
+    env, vec = NeighbourMajority(num_agents=5), VecNeighbourMajority(1, num_agents=5, seed=5)
+    obs, _ = env.reset(seed=5)
+    vobs, _ = vec.reset(seed=5)
+    for _ in range(5):
+        np.testing.assert_array_equal(np.stack([obs[a] for a in env.possible_agents]), vobs[0])
+        acts = np.array([[0, 1, 1, 0, 1]])
+        obs, rew, *_ = env.step({a: int(acts[0, i]) for i, a in enumerate(env.possible_agents)})
+        vobs, vrew, _, _, info = vec.step(acts)
+        np.testing.assert_array_equal([rew[a] for a in env.possible_agents], vrew[0])
+        assert info["done"][0] and not env.agents
+        obs, _ = env.reset()
+    assert isinstance(registry()["neighbour_majority"][1](2, seed=0), VecNeighbourMajority)
+
+
+def test_comm_actors_timing_messages_and_the_neighbour_list_form():
+    majority = task("neighbour_majority", num_agents=10)
+    obs = torch.as_tensor(majority.batched(8, seed=0).reset(seed=0)[0])
+    for comm in scaling.COMMS:
+        actor = scaling.CommActor(comm)
+        assert actor(obs).shape == (8, 10, 2)
+        t = scaling.time_per_step(actor, majority, batch=8, repeats=2)
+        assert t["cpu_s"] > 0 and t["wall_s"] > 0 and (t["graph_cpu_s"] > 0) == (comm == "gnn")
+    gnn = scaling.CommActor("gnn")
+    lists = scaling.CommActor("gnn", graph="lists")
+    lists.load_state_dict(gnn.state_dict())
+    torch.testing.assert_close(lists(obs), gnn(obs))  # the timed form computes the trained one
     assert scaling.messages_per_step("gnn", 30, 4) == 150 and scaling.messages_per_step("attention", 30, 4) == 900
-    info = scaling.neighbourhood_attention(scaling.CommPolicy("attention"), game, instances=16)
+    info = scaling.neighbourhood_attention(scaling.CommActor("attention"), majority, instances=16)
     assert 0 < info["on_neighbourhood"] < 1 and info["weights"].shape == (2, 10, 10)
     with pytest.raises(ValueError, match="comm"):
-        scaling.CommPolicy("broadcast")
+        scaling.CommActor("broadcast")
 
 
 def test_gnn_learns_neighbourhood_majority():
-    df = scaling.train(comm="gnn", num_agents=10, updates=150, progress=False)
-    assert df.eval_return.iloc[-1] > 0.9
+    run = scaling.train(task("neighbour_majority", num_agents=10), scaling.Config(comm="gnn", total_steps=9_600),
+                        progress=False)
+    assert run.curve.eval_return.iloc[-1] > 0.9
+
+
+@pytest.mark.parametrize("comm,part", [("gnn", "gat_forward"), ("attention", "gated_attention")])
+def test_scaling_calls_your_round_and_a_wrong_one_changes_the_run(comm, part):
+    majority, config = task("neighbour_majority", num_agents=6), scaling.Config(comm=comm, total_steps=640,
+                                                                                log_every=320)
+    spy = Spy(getattr(scaling.Parts(), part))
+    run = scaling.train(majority, config, parts={part: spy}, progress=False)
+    assert spy.calls == 10 + 2  # one per update, one per evaluation
+    other = "gated_attention" if part == "gat_forward" else "gat_forward"
+    unused = Spy(getattr(scaling.Parts(), other))
+    scaling.train(majority, config, parts={other: unused}, progress=False)
+    assert unused.calls == 0
+    wrong = scaling.train(majority, config, parts={part: _wrong_answers()[part.replace("_", "-")]}, progress=False)
+    assert not np.allclose(run.curve["loss/policy"], wrong.curve["loss/policy"])
+    assert evaluate(run.policy, majority, episodes=2, on="single").returns.shape == (2, 6)
+
+
+@pytest.mark.parametrize("k", [3, 5])  # a Ctrl-C in an update, then one in a row's evaluation
+def test_scaling_resumes_exactly_after_a_ctrl_c(k, tmp_path):
+    _resumes_exactly(scaling, task("neighbour_majority", num_agents=6),
+                     scaling.Config(comm="attention", total_steps=768, log_every=256), "gated_attention", k=k,
+                     out=tmp_path)
+
+
+# ------------------------------------------------- the same numbers as the old entry points
+def test_the_learners_reproduce_the_old_entry_points():
+    """Numbers of the pre-API code (drqn.train / curiosity.train / scaling.train of commit
+    3af4b78) on the same seeds: DRQN with a constant epsilon (the old schedule ran over
+    collection rounds, the new one over env steps), the explorer with its schedules as they
+    were (vectorised steps x 8), the attention round bit for bit, the GNN (now the dense
+    gat_forward instead of neighbour lists) to float rounding.  Bit for bit on the machine that
+    made them; tolerances leave room for other CPUs' kernels."""
+    losses = []
+
+    def record(*args):
+        loss = drqn.drqn_loss(*args)
+        losses.append(loss.item())
+        return loss
+
+    run = drqn.train("cue_corridor", drqn.Config(seed=3, total_steps=1152, eps_fraction=0.0, log_every=1,
+                                                 eval_episodes=16), parts=drqn.Parts(drqn_loss=record),
+                     progress=False)
+    assert run.curve.step.tolist() == [192, 384, 576, 768, 960, 1152]
+    assert len(losses) == 48 and losses[-1] == pytest.approx(3.075449785683304e-05, rel=1e-4)
+    explorer = curiosity.Config(bonus="icm", seed=1, total_steps=960, learning_starts=160, batch_size=32, log_every=8)
+    row = curiosity.train("sparse_goal_grid", explorer, progress=False).curve.iloc[-1]
+    assert [row["loss/q"], row["intrinsic"], row["loss/bonus"]] == pytest.approx(
+        [0.0005414456827566028, 2.066058397293091, 2.518550395965576], rel=1e-4)
+    assert (row.first_goal_step, row.visited_fraction) == (168.0, 0.953125)
+    for comm, weight_sum in [("attention", -10.910729059936784), ("gnn", -8.201723402755306)]:
+        run = scaling.train(task("neighbour_majority", num_agents=10),
+                            scaling.Config(comm=comm, seed=2, total_steps=768, log_every=64), progress=False)
+        total = sum(float(v.double().sum()) for v in run.learner.actor.state_dict().values())
+        assert total == pytest.approx(weight_sum, abs=1e-4), comm
+
+
+# ----------------------------------------------------------------------- the experiments
+def test_experiments_run_with_your_parts_and_make_the_table():
+    spies = {"drqn_loss": Spy(drqn.drqn_loss), "icm_losses": Spy(curiosity.icm_losses),
+             "gat_forward": Spy(gat.gat_forward), "gated_attention": Spy(attention.gated_attention)}
+    memory_curves, memory_rows = experiments.run_memory(
+        drqn.Config(total_steps=300, eval_episodes=8), seeds=[0], parts=drqn.Parts(drqn_loss=spies["drqn_loss"]),
+        eval_episodes=16, progress=False)
+    explore_curves, explore_rows = experiments.run_exploration(
+        curiosity.Config(**QUICK_EXPLORER), seeds=[0], parts=curiosity.Parts(icm_losses=spies["icm_losses"]),
+        progress=False)
+    scaling_curves, scaling_rows, runs = experiments.run_scaling(
+        scaling.Config(total_steps=128, log_every=64), sizes=[3], seeds=[0],
+        parts=scaling.Parts(gat_forward=spies["gat_forward"], gated_attention=spies["gated_attention"]),
+        progress=False)
+    assert all(spy.calls > 0 for spy in spies.values()), {n: s.calls for n, s in spies.items()}
+    assert set(memory_curves.method) == {"DRQN (LSTM)", "DQN (feed-forward)"} and len(memory_rows) == 2
+    assert set(explore_curves.method) == {"DQN", "DQN + ICM", "DQN + RND"} and len(explore_rows) == 3
+    assert set(runs) == {("gnn", 3), ("attention", 3), ("none", 3)} and len(scaling_rows) == 3
+    rows = memory_rows + explore_rows + scaling_rows
+    assert all(set(experiments.ROW_KEYS) <= set(r) for r in rows)
+    table = experiments.comparison_table(rows + experiments.reference_rows(episodes=64, scaling_sizes=(3,)))
+    assert len(table) == 2 + 3 + 3 + 2 + 1 + 1 and table.success.between(0, 1).all()
 
 
 # ------------------------------------------------------------------------ comparison table

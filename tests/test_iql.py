@@ -1,4 +1,4 @@
-"""Tests of the independent learners (course_lib.algos.iql), the shared training pieces
+"""Tests of the independent learners (course_lib.algos.iql and idqn), the shared training pieces
 (course_lib.buffers, nets, training) and notebook 02_independent_learners."""
 from __future__ import annotations
 
@@ -184,86 +184,210 @@ def test_q_network_shapes_and_agent_ids():
 
 
 # ------------------------------------------------------------------ matrix-game learners
+def matrix_run(game="matrix_climbing", parts=None, **config):
+    return iql.train(game, iql.Config(**config), parts=parts, progress=False)
+
+
 def test_iql_ends_at_defect_defect_in_the_prisoners_dilemma():
     for kind in ["epsilon", "boltzmann"]:
-        result = iql.run_matrix_game(games.prisoners_dilemma(), learner="iql", exploration=kind,
-                                     n_seeds=20, n_episodes=500, seed=1)
-        share = (result.final["joint"] == "(defect, defect)").mean()
-        assert share >= 0.9, (kind, result.final["joint"].value_counts())
+        final = matrix_run("matrix_prisoners_dilemma", learner="iql", exploration=kind, n_seeds=20,
+                           total_steps=500, seed=1).learner.final
+        share = (final["joint"] == "(defect, defect)").mean()
+        assert share >= 0.9, (kind, final["joint"].value_counts())
 
 
 def test_hysteretic_learners_reach_the_climbing_optimum_more_often_than_iql():
-    climb = games.climbing_game()
     shares = {}
     for learner in ["iql", "hysteretic"]:
-        result = iql.run_matrix_game(climb, learner=learner, exploration="boltzmann", n_seeds=30,
-                                     n_episodes=1000, seed=2)
-        shares[learner] = (result.final["joint"] == "(a, a)").mean()
+        final = matrix_run(learner=learner, exploration="boltzmann", n_seeds=30, total_steps=1000, seed=2).learner.final
+        shares[learner] = (final["joint"] == "(a, a)").mean()
     assert shares["iql"] < 0.5
     assert shares["hysteretic"] >= shares["iql"] + 0.3, shares
 
 
-def test_run_matrix_game_logs_tidy_dataframes():
-    result = iql.run_matrix_game(games.climbing_game(), learner="jal", n_seeds=4, n_episodes=100, log_every=25)
-    assert list(result.curves.columns[:5]) == ["seed", "episode", "reward", "greedy_reward", "exploration"]
-    assert len(result.curves) == 4 * 4
-    assert set(result.actions.columns) >= {"seed", "episode", "agent", "action", "frequency"}
-    sums = result.actions.groupby(["seed", "episode", "agent"])["frequency"].sum()
-    np.testing.assert_allclose(sums, 1.0)
-    assert len(result.final) == 4 and result.final["payoff"].isin([11, -30, 0, 7, 6, 5]).all()
-    table = iql.outcome_shares(result.final, by="learner")
-    np.testing.assert_allclose(table.sum(axis=1), 1.0)
+def test_matrix_run_logs_tidy_dataframes():
+    run = matrix_run(learner="jal", n_seeds=4, total_steps=100, log_every=25)
+    curve = run.curve
+    assert list(curve.columns[:8]) == ["step", "episode", "train_return", "eval_return", "seed", "greedy_reward",
+                                       "exploration", "learner"]
+    assert len(curve) == 4 * 4 and curve["step"].tolist() == [s for s in (25, 50, 75, 100) for _ in range(4)]
+    assert (curve["episode"] == curve["step"]).all() and curve["eval_return"].isna().all()
+    actions = run.learner.actions
+    assert set(actions.columns) >= {"seed", "episode", "agent", "action", "frequency"}
+    np.testing.assert_allclose(actions.groupby(["seed", "episode", "agent"])["frequency"].sum(), 1.0)
+    final = run.learner.final
+    assert len(final) == 4 and final["payoff"].isin([11, -30, 0, 7, 6, 5]).all()
+    np.testing.assert_allclose(iql.outcome_shares(final, by="learner").sum(axis=1), 1.0)
+    assert run.learner.q.shape == (4, 2, 3, 3)  # JAL: Q_i(a_1, a_2)
     with pytest.raises(ValueError, match="learner"):
-        iql.run_matrix_game(games.climbing_game(), learner="nope")
+        matrix_run(learner="nope")
+
+
+def test_matrix_policy_plays_each_runs_greedy_joint_action():
+    from course_lib.evaluation import evaluate
+
+    run = matrix_run(learner="hysteretic", n_seeds=6, total_steps=300, seed=2)
+    final = run.learner.final
+    ev = evaluate(run.policy, "matrix_climbing", episodes=6, num_envs=6)
+    np.testing.assert_allclose(ev.returns.mean(axis=1), final["payoff"])  # env b plays run b
+    one = evaluate(run.learner.policy(run=3), "matrix_climbing", episodes=2, on="single")
+    np.testing.assert_allclose(one.returns.mean(axis=1), final["payoff"][3])
+    assert run.policy.act(np.zeros((4, 2, 7)), greedy=False).shape == (4, 2)
 
 
 @pytest.mark.parametrize("learner", ["iql", "jal", "hysteretic"])
 def test_matrix_learners_handle_asymmetric_and_three_player_games(learner):
+    from course_lib.tasks import task
+
     rng = np.random.default_rng(0)
-    asym = rng.normal(size=(2, 3, 2))
-    result = iql.run_matrix_game(asym, learner=learner, n_seeds=3, n_episodes=60, log_every=30)
-    assert all(a0 < 2 and a1 < 3 for a0, a1 in result.final["actions"])
-    assert result.actions.query("agent == 0")["action"].max() == 1
-    three = games.common_payoff(rng.normal(size=(2, 2, 2)))
-    result = iql.run_matrix_game(three, learner=learner, exploration="boltzmann", n_seeds=3, n_episodes=60)
-    assert len(result.final["actions"][0]) == 3
+    asym = task("matrix_climbing", payoffs=rng.normal(size=(2, 3, 2)))
+    run = matrix_run(asym, learner=learner, n_seeds=3, total_steps=60, log_every=30)
+    assert all(a0 < 2 and a1 < 3 for a0, a1 in run.learner.final["actions"])
+    assert run.learner.actions.query("agent == 0")["action"].max() == 1
+    three = task("matrix_climbing", payoffs=games.common_payoff(rng.normal(size=(2, 2, 2))))
+    run = matrix_run(three, learner=learner, exploration="boltzmann", n_seeds=3, total_steps=60)
+    assert len(run.learner.final["actions"][0]) == 3
+
+
+class Spy:
+    """A part that records its calls and runs ``fn`` (raising KeyboardInterrupt at call ``stop``)."""
+
+    def __init__(self, fn, stop=None):
+        self.fn, self.calls, self.stop = fn, 0, stop
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        return self.fn(*args)
+
+
+@pytest.mark.parametrize("learner, exploration", [("iql", "epsilon"), ("jal", "boltzmann"),
+                                                  ("hysteretic", "epsilon")])
+def test_matrix_learners_call_the_students_parts(learner, exploration):
+    spies = {name: Spy(getattr(iql, name)) for name in
+             ("epsilon_greedy", "boltzmann", "stateless_q_update", "hysteretic_q_update")}
+    cfg = dict(learner=learner, exploration=exploration, n_seeds=5, total_steps=80, log_every=20, seed=3)
+    run = matrix_run(parts=spies, **cfg)
+    explore = "epsilon_greedy" if exploration == "epsilon" else "boltzmann"
+    update = "hysteretic_q_update" if learner == "hysteretic" else "stateless_q_update"
+    assert {k: s.calls for k, s in spies.items()} == {
+        "epsilon_greedy": 80 * (explore == "epsilon_greedy"), "boltzmann": 80 * (explore == "boltzmann"),
+        "stateless_q_update": 80 * (update == "stateless_q_update"),
+        "hysteretic_q_update": 80 * (update == "hysteretic_q_update")}
+    reference = matrix_run(**cfg)
+    pd.testing.assert_frame_equal(run.curve.drop(columns="sps"), reference.curve.drop(columns="sps"))
+
+
+def test_matrix_learners_with_a_wrong_part_learn_something_else():
+    cfg = dict(learner="iql", n_seeds=20, total_steps=300, seed=1)
+    reference = matrix_run(**cfg)
+
+    def update_every_action(q, action, reward, alpha):  # forgets to pick the played action
+        q = np.array(q, dtype=float)
+        return q + alpha * (np.asarray(reward, dtype=float)[..., None] - q)
+
+    def argmax_first(q_values, epsilon, rng):  # ties always to action 0
+        q = np.asarray(q_values, dtype=float)
+        explore = rng.random(q.shape[:-1]) < epsilon
+        return np.where(explore, rng.integers(0, q.shape[-1], size=q.shape[:-1]), q.argmax(-1))
+
+    for wrong in ({"stateless_q_update": update_every_action}, {"epsilon_greedy": argmax_first}):
+        run = matrix_run(parts=wrong, **cfg)
+        assert not np.allclose(run.curve["train_return"], reference.curve["train_return"]), wrong
+    not_optimistic = lambda q, a, r, alpha, beta: iql.stateless_q_update(q, a, r, alpha)  # noqa: E731 (beta ignored)
+    wrong = matrix_run(parts={"hysteretic_q_update": not_optimistic}, **{**cfg, "learner": "hysteretic"})
+    right = matrix_run(**{**cfg, "learner": "hysteretic"})
+    assert right.learner.final["payoff"].mean() > wrong.learner.final["payoff"].mean() + 2
+
+
+def test_matrix_run_resumes_exactly_after_ctrl_c(tmp_path):
+    cfg = iql.Config(learner="jal", n_seeds=4, total_steps=120, log_every=20, seed=5)
+    straight = iql.train("matrix_climbing", cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # the first part of a game: nothing of that game has happened yet
+        iql.train("matrix_climbing", cfg, parts={"epsilon_greedy": Spy(iql.epsilon_greedy, stop=57)},
+                  out=tmp_path, progress=False)
+    resumed = iql.train("matrix_climbing", cfg, resume=tmp_path, progress=False)
+    assert resumed.learner.step == 120
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))
+    np.testing.assert_array_equal(resumed.learner.q, straight.learner.q)
+    np.testing.assert_array_equal(resumed.learner.counts, straight.learner.counts)
+    pd.testing.assert_frame_equal(resumed.learner.actions, straight.learner.actions)
 
 
 # ------------------------------------------------------------------ independent DQN
-def test_train_idqn_logs_and_uses_the_given_functions():
-    calls = {"td": 0, "target": 0, "select": 0}
+IDQN_SMALL = dict(num_envs=4, total_steps=60 * 4, learning_starts=20 * 4, batch_size=16, train_every=4,
+                  target_every=20 * 4, log_every=20 * 4)
 
-    def td(*args):
-        calls["td"] += 1
-        return iql.dqn_td_target(*args)
 
-    def target(*args):
-        calls["target"] += 1
-        return iql.update_target(*args)
+def test_idqn_logs_and_calls_the_students_parts():
+    from course_lib.algos import idqn
 
-    def select(*args):
-        calls["select"] += 1
-        return iql.epsilon_greedy(*args)
-
-    cfg = iql.IDQNConfig(num_envs=4, total_steps=60, learning_starts=20, batch_size=16, target_every=20,
-                         log_every=20, progress=False)
-    df, net = iql.train_idqn(cfg, return_agent=True, td_target_fn=td, update_target_fn=target, select_fn=select)
-    assert isinstance(df, pd.DataFrame) and len(df) == 3
-    assert {"step", "episode_return", "loss/q", "epsilon", "sps", "seed"} <= set(df.columns)
+    spies = {name: Spy(getattr(iql, name)) for name in ("epsilon_greedy", "dqn_td_target", "update_target")}
+    run = idqn.train("gridworld", idqn.Config(**IDQN_SMALL), parts=idqn.Parts(**spies), progress=False)
+    df = run.curve
+    assert list(df.columns[:4]) == ["step", "episode", "train_return", "eval_return"]
+    assert {"loss/q", "success", "q_mean", "epsilon", "sps"} <= set(df.columns)
+    assert df["step"].tolist() == [80, 160, 240]
     assert df["loss/q"].notna().iloc[-1] and (df["epsilon"].diff().dropna() <= 0).all()
-    assert calls == {"td": 40, "target": 2, "select": 60}
-    ev = iql.evaluate_idqn(net, cfg.env_kwargs, num_episodes=20, num_envs=8)
-    assert list(ev.index) == ["idqn", "random", "heuristic"]
-    assert (ev["episodes"] == 20).all() and ev.loc["heuristic", "team_return"] > ev.loc["random", "team_return"]
+    # one action choice per step of the 4 envs, one TD target per gradient step (after learning_starts),
+    # a hard target copy every 80 env steps once learning
+    assert {k: s.calls for k, s in spies.items()} == {"epsilon_greedy": 60, "dqn_td_target": 40, "update_target": 2}
 
 
-def test_train_idqn_accepts_an_env_and_polyak_updates():
-    from course_lib.envs import VecMultiAgentGridWorld
+def test_idqn_with_a_td_target_that_ignores_dones_learns_something_else():
+    from course_lib.algos import idqn
 
-    env = VecMultiAgentGridWorld(2, size=4, num_agents=3, num_targets=1, seed=3)
-    df = iql.train_idqn(env, iql.IDQNConfig(total_steps=30, learning_starts=10, batch_size=8, target_tau=0.1,
-                                             log_every=10, progress=False))
-    assert len(df) == 3 and df["transitions"].iloc[-1] == 30 * 2 * 3
+    def no_done_mask(rewards, next_q, dones, gamma):  # bootstraps past the last target
+        return rewards + gamma * next_q.max(dim=-1).values
+
+    cfg = idqn.Config(**{**IDQN_SMALL, "total_steps": 100 * 4})
+    reference = idqn.train("gridworld", cfg, progress=False)
+    wrong = idqn.train("gridworld", cfg, parts={"dqn_td_target": no_done_mask}, progress=False)
+    assert reference.learner.buffer.data["dones"].any(), "the test needs terminal transitions"
+    assert not np.allclose(wrong.curve["loss/q"], reference.curve["loss/q"], equal_nan=True)
+    frozen = idqn.train("gridworld", cfg, parts={"update_target": lambda t, o, tau: None}, progress=False)
+    assert not np.allclose(frozen.curve["loss/q"], reference.curve["loss/q"], equal_nan=True)
+
+
+def test_idqn_resumes_exactly_after_ctrl_c(tmp_path):
+    from course_lib.algos import idqn
+
+    cfg = idqn.Config(**IDQN_SMALL)
+    straight = idqn.train("gridworld", cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # acting is the first part of an iteration
+        idqn.train("gridworld", cfg, parts={"epsilon_greedy": Spy(iql.epsilon_greedy, stop=33)}, out=tmp_path,
+                   progress=False)
+    resumed = idqn.train("gridworld", cfg, resume=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))
+    for a, b in zip(resumed.learner.q_net.parameters(), straight.learner.q_net.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(resumed.learner.target_net.parameters(), straight.learner.target_net.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_idqn_policy_is_evaluated_beside_the_reference_policies():
+    from course_lib.algos import idqn
+    from course_lib.evaluation import evaluate
+
+    run = idqn.train("gridworld", idqn.Config(**IDQN_SMALL), progress=False)
+    evals = {name: evaluate(policy, "gridworld", episodes=20, seed=7, num_envs=8)
+             for name, policy in [("idqn", run.policy), ("random", "random"), ("heuristic", "heuristic")]}
+    assert all(e.episodes == 20 for e in evals.values())
+    assert evals["heuristic"].mean > evals["random"].mean
+    assert evaluate(run.policy, "gridworld", episodes=2, on="single").episodes == 2  # the PettingZoo env
+    eps = run.policy.act(np.zeros((64, 2, run.learner.env.obs_dim), dtype=np.float32), greedy=False)
+    assert eps.shape == (64, 2)
+
+
+def test_idqn_polyak_updates_on_a_larger_grid_world():
+    from course_lib.algos import idqn
+    from course_lib.tasks import task
+
+    world = task("gridworld", size=4, num_agents=3, num_targets=1)
+    run = idqn.train(world, idqn.Config(num_envs=2, total_steps=30 * 2, learning_starts=10 * 2, batch_size=8,
+                                        train_every=2, target_tau=0.1, log_every=10 * 2), progress=False)
+    assert len(run.curve) == 3 and run.learner.buffer.data["obs"].shape[1] == 3
 
 
 # ------------------------------------------------------------------ plots
@@ -275,14 +399,42 @@ def test_learning_curve_and_action_frequency_plots_headless():
 
     from course_lib import plotting
 
-    result = iql.run_matrix_game(games.prisoners_dilemma(), n_seeds=5, n_episodes=100, log_every=20)
+    run = matrix_run("matrix_prisoners_dilemma", n_seeds=5, total_steps=100, log_every=20)
     try:
-        ax = plotting.plot_learning_curves(result.curves, x="episode", y="reward", title="pd")
-        assert ax.get_title() == "pd" and ax.get_ylabel() == "reward" and ax.lines
-        ax = plotting.plot_learning_curves(result.curves, x="episode", y="reward", hue="learner", ci=None)
-        ax = plotting.plot_action_frequencies(result.actions.query("agent == 0"), ["C", "D"], title="freq")
+        ax = plotting.plot_learning_curves(run.curve, x="episode", y="train_return", title="pd")
+        assert ax.get_title() == "pd" and ax.get_ylabel() == "train_return" and ax.lines
+        ax = plotting.plot_learning_curves(run.curve, x="episode", y="train_return", hue="learner", ci=None)
+        ax = plotting.plot_action_frequencies(run.learner.actions.query("agent == 0"), ["C", "D"], title="freq")
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["C", "D"]
         ax = plotting.plot_action_frequencies(np.full((3, 10, 2), 0.5))
         assert len(ax.lines) == 2
     finally:
         plt.close("all")
+
+
+def test_idqn_step_knobs_must_be_multiples_of_num_envs():
+    from course_lib.algos import idqn
+
+    with pytest.raises(ValueError, match="train_every=10 must be a multiple of num_envs=16"):
+        idqn.train("gridworld", idqn.Config(train_every=10), progress=False)
+
+
+def test_replay_buffer_pickles_only_its_stored_rows():
+    import pickle
+
+    from course_lib.buffers import ReplayBuffer
+
+    buf = ReplayBuffer(100_000, num_agents=2, obs_dim=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        buf.add(rng.random((4, 2, 3)), rng.integers(0, 5, (4, 2)), rng.random((4, 2)), rng.random((4, 2, 3)),
+                np.zeros((4, 2)))
+    blob = pickle.dumps(buf)
+    assert len(blob) < 10_000, f"a buffer of 20 transitions pickled to {len(blob)} bytes (the whole capacity?)"
+    back = pickle.loads(blob)
+    assert (back.capacity, back.size, back.pos) == (buf.capacity, buf.size, buf.pos)
+    for name in buf.data:
+        np.testing.assert_array_equal(back.data[name], buf.data[name])
+    a, b = buf.sample(8, np.random.default_rng(1)), back.sample(8, np.random.default_rng(1))
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])

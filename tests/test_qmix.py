@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 
+import dataclasses
+import signal
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from course_lib import training
+from course_lib import papers, training
 from course_lib.algos import qmix
-from course_lib.envs import VecMatrixGame, VecPredatorPrey, VecTwoStepGame, qtran_game
+from course_lib.evaluation import evaluate
+from course_lib.tasks import task
 
 
 torch.set_num_threads(1)
@@ -128,59 +133,179 @@ def test_recurrent_agent_shapes():
 
 
 # ------------------------------------------------------------------------------ training
+PO = task("predator_prey", grid_size=5, num_predators=2, vision_range=1, max_steps=10)
+SMALL = dict(num_envs=8, total_steps=30 * 8, learning_starts=5 * 8, train_every=8, log_every=10 * 8, batch_size=16)
+# the notebook's matrix-game settings: uniform exploration (epsilon = 1) and gamma = 0.99, as in the QMIX paper
+MATRIX = qmix.Config(num_envs=32, total_steps=60 * 32, learning_starts=10 * 32, train_every=32, gradient_steps=4,
+                     batch_size=512, buffer_size=5_000, lr=1e-2, target_every=30, hidden=(32,), embed_dim=32,
+                     hypernet_layers=2, eps_start=1.0, eps_end=1.0, gamma=0.99, log_every=10 * 32)
+
+
+def train(task_=PO, parts=None, **config):
+    return qmix.train(task_, qmix.Config(**{**SMALL, **config}), parts=parts, progress=False)
+
+
+class Spy:
+    """A part that records its calls and runs ``fn``; at call ``stop`` it presses Ctrl-C
+    (SIGINT: the driver lets the iteration finish, saves, and raises KeyboardInterrupt)."""
+
+    def __init__(self, fn, stop=None):
+        self.fn, self.calls, self.stop = fn, 0, stop
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.stop:
+            signal.raise_signal(signal.SIGINT)
+        return self.fn(*args)
 
 
 @pytest.mark.parametrize("mixer", ["none", "vdn", "qmix"])
 def test_train_logs_fixed_metric_names(mixer):
-    env = VecPredatorPrey(8, seed=0, grid_size=5, num_predators=2, vision_range=1, max_steps=10)
-    df, learner = qmix.train(env, mixer=mixer, total_steps=30, learning_starts=5, log_every=10, batch_size=16,
-                             eval_episodes=8, progress=False, return_learner=True)
-    assert {"step", "episodes", "episode_return", "eval_return", "loss/td", "q_tot", "epsilon", "sps",
-            "seed", "mixer"} <= set(df.columns)
-    assert len(df) == 3 and df["step"].tolist() == [10, 20, 30]
+    run = train(mixer=mixer, eval_episodes=8)
+    df = run.curve
+    assert list(df.columns[:4]) == ["step", "episode", "train_return", "eval_return"]
+    assert {"loss/td", "q_tot", "epsilon", "mixer", "sps"} <= set(df.columns)
+    assert df["step"].tolist() == [80, 160, 240]
     assert df["loss/td"].notna().all() and np.isfinite(df["eval_return"]).all()
     assert (np.diff(df["epsilon"]) <= 0).all() and df["epsilon"].iloc[-1] == pytest.approx(0.05)
-    assert learner.kind == {"none": "iql", "vdn": "vdn", "qmix": "qmix"}[mixer]
-    assert isinstance(learner.mixer, qmix.QMixer) == (mixer == "qmix")
+    assert isinstance(run.learner.mixer, qmix.QMixer) == (mixer == "qmix")
 
 
-def test_train_recurrent_option_runs():
-    env = VecPredatorPrey(4, seed=1, grid_size=5, num_predators=2, vision_range=1, max_steps=8)
-    df, learner = qmix.train(env, mixer="qmix", recurrent=True, total_steps=20, learning_starts=4, log_every=10,
-                             batch_size=16, rnn_hidden=16, progress=False, return_learner=True)
-    assert df["loss/td"].notna().all()
-    assert isinstance(learner.q_net, qmix.RecurrentQNetwork)
-    assert np.isfinite(qmix.greedy_return(learner, VecPredatorPrey(4, seed=2, grid_size=5, num_predators=2,
-                                                                   vision_range=1, max_steps=8), episodes=4))
+def test_train_recurrent_option_runs_and_its_policy_keeps_memory():
+    run = train(mixer="qmix", recurrent=True, rnn_hidden=16, eval_episodes=4)
+    assert run.curve["loss/td"].notna().all()
+    assert isinstance(run.learner.q_net, qmix.RecurrentQNetwork)
+    ev = evaluate(run.policy, PO, episodes=4, seed=2)
+    assert np.isfinite(ev.mean)
+    assert evaluate(run.policy, PO, episodes=1, on="single").episodes == 1  # the PettingZoo env
 
 
 def test_train_rejects_unknown_mixer():
     with pytest.raises(ValueError, match="mixer"):
-        qmix.train(VecTwoStepGame(2), mixer="qtran", total_steps=2, progress=False)
+        qmix.train("two_step", qmix.Config(mixer="qtran", total_steps=2), progress=False)
 
 
 def test_two_step_qmix_earns_8_and_vdn_7():
     """The QMIX paper's two-step result on two seeds, with the notebook's settings."""
     for seed in (0, 1):
         tables, returns = {}, {}
-        for kind in ("vdn", "qmix"):
-            _, learner = qmix.train(VecTwoStepGame(32, seed=seed), mixer=kind, seed=seed, return_learner=True,
-                                    progress=False, **qmix.MATRIX_GAME_SETTINGS)
-            returns[kind] = qmix.greedy_return(learner, VecTwoStepGame(1, seed=0), episodes=1)
-            tables[kind] = qmix.two_step_tables(learner)
+        for mixer in ("vdn", "qmix"):
+            run = qmix.train("two_step", dataclasses.replace(MATRIX, mixer=mixer, seed=seed), progress=False)
+            returns[mixer] = evaluate(run.policy, "two_step", episodes=1).summary()["return_per_agent"]
+            tables[mixer] = qmix.two_step_tables(run)
         assert returns == {"vdn": 7.0, "qmix": 8.0}, (seed, returns)
-        np.testing.assert_allclose(tables["qmix"]["1"], qmix.TWO_STEP_QMIX_PAPER, atol=0.25)
+        np.testing.assert_allclose(tables["qmix"]["1"], papers.QMIX_TWO_STEP_STATE1, atol=0.25)
         np.testing.assert_allclose(tables["qmix"]["2B"], [[0, 1], [1, 8]], atol=0.5)
         assert tables["vdn"]["2B"].max() < 7.0  # the additive fit of 2B stays below 2A's 7
 
 
 def test_q_tot_table_of_a_matrix_game():
-    env = VecMatrixGame(16, payoffs=qtran_game(), seed=0)
-    _, learner = qmix.train(env, mixer="vdn", total_steps=12, learning_starts=2, eps_start=1.0, eps_end=1.0,
-                            batch_size=64, progress=False, return_learner=True)
-    table = qmix.matrix_game_table(learner, env)
+    run = qmix.train("matrix_qtran", qmix.Config(mixer="vdn", num_envs=16, total_steps=12 * 16, learning_starts=2 * 16,
+                                                 train_every=16, eps_start=1.0, eps_end=1.0, batch_size=64),
+                     progress=False)
+    table = qmix.matrix_game_table(run)
     assert table.shape == (3, 3)
-    obs, _ = env.reset()
-    qs = learner.agent_qs(obs[:1])[0].numpy()  # VDN: the table is Q_1(a_1) + Q_2(a_2)
+    obs, _ = task("matrix_qtran").batched(2).reset()
+    qs = run.learner.agent_qs(obs[:1])[0].numpy()  # VDN: the table is Q_1(a_1) + Q_2(a_2)
     np.testing.assert_allclose(table, qs[0][:, None] + qs[1][None, :], atol=1e-5)
-    assert qmix.greedy_actions(learner, obs[:2]).shape == (2, 2)
+    assert run.policy.act(obs).shape == (2, 2)
+
+
+@pytest.mark.parametrize("mixer", ["none", "vdn", "qmix"])
+def test_train_calls_the_students_parts(mixer):
+    spies = {name: Spy(getattr(qmix, name)) for name in ("vdn_mix", "qmix_forward", "joint_td_target")}
+    run = train(mixer=mixer, parts=qmix.Parts(**spies), gradient_steps=2)
+    grad_steps = 2 * (30 - 5)  # two per step of the 8 envs after learning_starts
+    calls = {k: s.calls for k, s in spies.items()}
+    assert calls["joint_td_target"] == grad_steps
+    assert calls["qmix_forward"] == 2 * grad_steps * (mixer == "qmix")  # Q_tot and the target's Q_tot
+    assert calls["vdn_mix"] == 2 * grad_steps * (mixer == "vdn")
+    pd.testing.assert_frame_equal(run.curve.drop(columns="sps"),
+                                  train(mixer=mixer, gradient_steps=2).curve.drop(columns="sps"))
+    if mixer != "none":  # the tables of the inspection helpers come from the mixing part too
+        before = spies["vdn_mix"].calls + spies["qmix_forward"].calls
+        qmix.q_tot_table(run, np.zeros((2, run.learner.env.obs_dim)), np.zeros(run.learner.state.shape[1]))
+        assert spies["vdn_mix"].calls + spies["qmix_forward"].calls == before + 1
+
+
+def no_done_mask(rewards, target_q_tot_next, dones, gamma):
+    return rewards + gamma * target_q_tot_next
+
+
+def mean_mix(agent_qs):
+    return agent_qs.mean(dim=-1, keepdim=True)
+
+
+def qmix_forward_without_abs(mixer, agent_qs, states):
+    B, N, E = agent_qs.shape[0], mixer.n_agents, mixer.embed_dim
+    hidden = torch.nn.functional.elu(torch.bmm(agent_qs.view(B, 1, N), mixer.hyper_w1(states).view(B, N, E))
+                                     + mixer.hyper_b1(states).view(B, 1, E))
+    return (torch.bmm(hidden, mixer.hyper_w2(states).view(B, E, 1)) + mixer.hyper_v(states).view(B, 1, 1)).view(B, 1)
+
+
+@pytest.mark.parametrize("mixer, wrong", [("qmix", {"joint_td_target": no_done_mask}),
+                                          ("none", {"joint_td_target": no_done_mask}),
+                                          ("vdn", {"vdn_mix": mean_mix}),
+                                          ("qmix", {"qmix_forward": qmix_forward_without_abs})])
+def test_a_wrong_part_changes_the_run(mixer, wrong):
+    reference = train(mixer=mixer)
+    run = train(mixer=mixer, parts=wrong)
+    assert reference.learner.buffer.data["dones"].any(), "the test needs ended episodes"
+    assert not np.allclose(run.curve["loss/td"], reference.curve["loss/td"])
+
+
+def test_monotonicity_check_of_trained_mixers_finds_a_forward_pass_without_abs():
+    """Notebook 03 runs monotonicity_check on the trained mixers: the learner's own mix (the part)."""
+    torch.manual_seed(0)
+    qs, states = torch.randn(256, 2) * 5, torch.eye(3)[torch.randint(0, 3, (256,))]
+    mins = {}
+    for name, parts in [("reference", None), ("no abs", {"qmix_forward": qmix_forward_without_abs})]:
+        run = qmix.train("two_step", dataclasses.replace(MATRIX, mixer="qmix", total_steps=20 * 32), parts=parts,
+                         progress=False)
+        mins[name] = float(qmix.monotonicity_check(run.learner.mix, qs, states).min())
+    assert mins["reference"] >= 0 > mins["no abs"], mins
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_train_resumes_exactly_after_ctrl_c(tmp_path, recurrent):
+    cfg = qmix.Config(**{**SMALL, "mixer": "qmix", "recurrent": recurrent, "rnn_hidden": 16, "eval_episodes": 4,
+                         "target_every": 7})
+    straight = qmix.train(PO, cfg, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        qmix.train(PO, cfg, parts={"joint_td_target": Spy(qmix.joint_td_target, stop=11)}, out=tmp_path,
+                   progress=False)
+    resumed = qmix.train(PO, cfg, resume=tmp_path, progress=False)
+    assert resumed.learner.step == cfg.total_steps
+    pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))
+    for net in ("q_net", "mixer", "target_q", "target_mixer"):
+        for a, b in zip(getattr(resumed.learner, net).parameters(), getattr(straight.learner, net).parameters()):
+            assert torch.equal(a, b), net
+
+
+def test_step_knobs_must_be_multiples_of_num_envs():
+    with pytest.raises(ValueError, match="log_every=100 must be a multiple of num_envs=32"):
+        qmix.train("two_step", qmix.Config(log_every=100), progress=False)
+
+
+def test_evaluation_counts_every_envs_first_episode_not_the_quickest():
+    """evaluate() on a course task with episodes = num_envs plays each environment's first
+    episode: the episodes that end first (predator-prey's quick catches) must not crowd out
+    the others.  The learner's eval_return is that evaluation of its greedy policy."""
+    from course_lib.envs.policies import make_policy
+
+    pp = task("predator_prey", grid_size=7, max_steps=12)
+    env = pp.batched(16, seed=3)
+    policy = make_policy("heuristic", env, seed=3)
+    obs, _ = env.reset(seed=3)
+    first, length, ended = np.full(16, np.nan), np.zeros(16), np.zeros(16, dtype=bool)
+    for t in range(1, 13):
+        obs, _, _, _, info = env.step(policy(obs))
+        new = info["done"] & ~ended
+        first[new], length[new] = info["episode_return_mean"][new], t
+        ended |= info["done"]
+    assert ended.all() and np.ptp(length) >= 5, "the test needs quick and slow catches (-0.1 per step)"
+    ev = evaluate("heuristic", pp, episodes=16, seed=3, num_envs=16)
+    assert ev.summary()["return_per_agent"] == pytest.approx(first.mean())
+    run = train(mixer="vdn", eval_episodes=8)
+    again = evaluate(run.policy, PO, episodes=8, seed=run.config.seed + 10_000, num_envs=8)
+    assert run.curve["eval_return"].iloc[-1] == again.summary()["return_per_agent"]

@@ -1,14 +1,18 @@
-"""TarMAC (course_lib.algos.tarmac): masked soft attention, one round, the whole network."""
+"""TarMAC (course_lib.algos.tarmac): masked soft attention, one round, the whole network, and
+TarMAC trained by the REINFORCE learner with the student's attention_weights."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
-
+import pandas as pd
 import pytest
 import torch
 
-from course_lib.algos import tarmac
+from course_lib.algos import reinforce, tarmac
+from course_lib.tasks import task
+
+TJ = reinforce.Config(model="tarmac", total_steps=3 * 8 * 20, hidden=16, num_envs=8, log_every=8 * 20)
 
 
 def _alive():
@@ -92,9 +96,7 @@ def test_tarmac_is_permutation_equivariant():
 
 
 def test_junction_attention_tracks_cars_towards_the_crossing():
-    from course_lib.algos import reinforce
-
-    env = reinforce.make_env("traffic_junction_easy", 8, seed=0, final=True)
+    env = task("traffic_junction_easy", arrival_prob=0.3).batched(8, seed=0)
     torch.manual_seed(0)
     model = tarmac.TarMAC(env.obs_dim, env.n_actions, hidden=16)
     with torch.no_grad():
@@ -111,4 +113,37 @@ def test_junction_attention_tracks_cars_towards_the_crossing():
     totals = df.groupby(["t", "env", "round", "receiver"]).weight.sum()
     assert np.allclose(totals, 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="easy"):
-        tarmac.junction_attention(batch, reinforce.make_env("traffic_junction_medium", 1))
+        tarmac.junction_attention(batch, task("traffic_junction_medium").batched(1))
+
+
+class Spy:
+    """A part that records its calls and runs ``fn``."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def _unscaled(queries, keys, alive):
+    """A planted mistake: no 1 / sqrt(d)."""
+    return tarmac.attention_weights(queries * math.sqrt(queries.shape[-1]), keys, alive)
+
+
+def _unmasked(queries, keys, alive):
+    """A planted mistake: absent senders are heard too."""
+    return torch.softmax(queries @ keys.transpose(1, 2) / math.sqrt(queries.shape[-1]), dim=-1)
+
+
+def test_the_learner_runs_the_students_attention_and_a_wrong_one_shows():
+    spy = Spy(tarmac.attention_weights)
+    reference = reinforce.train("traffic_junction_easy", TJ, progress=False)
+    spied = reinforce.train("traffic_junction_easy", TJ, parts={"attention_weights": spy}, progress=False)
+    assert spy.calls >= 3 * 20 * TJ.comm_steps, "every round of every step of the rollouts"
+    assert all(r.attention_weights is spy for r in spied.learner.model.comm)
+    pd.testing.assert_frame_equal(spied.curve.drop(columns="sps"), reference.curve.drop(columns="sps"))
+    for wrong in (_unscaled, _unmasked):
+        planted = reinforce.train("traffic_junction_easy", TJ, parts={"attention_weights": wrong}, progress=False)
+        assert not np.allclose(planted.curve["loss/reinforce"], reference.curve["loss/reinforce"]), wrong.__name__

@@ -20,33 +20,38 @@ Students write :func:`icm_losses` (TODO 4).
 ``f_hat``; the bonus ``||f_hat(o') - f(o')||^2`` shrinks where the agent has been often
 (a learned visit count).
 
-:func:`train` is DQN on :class:`~course_lib.envs.memory.VecSparseGoalGrid` with two
+:func:`train` is DQN on the sparse goal grid (task ``sparse_goal_grid``) with two
 Q-networks, as in the RND paper's two value heads: ``Q_ext`` learns the task reward and
 ``Q_int`` the bonus ``beta * r_int / mean_batch(r_int)`` (relative novelty, recomputed with
 the current model for every sampled batch; ``beta`` annealed linearly to 0).  The explorer
 acts epsilon-greedily on ``Q_ext + Q_int``; the task policy is greedy on ``Q_ext`` alone,
 which learns off-policy from whatever the bonus made the explorer find.  Without a bonus
-(``bonus="none"``) this is plain DQN: the explorer acts on ``Q_ext``.
+(``bonus="none"``) this is plain DQN: the explorer acts on ``Q_ext``.  Returns in the
+curve are per agent (the share of agents that reached the goal)::
+
+    run = curiosity.train("sparse_goal_grid", curiosity.Config(bonus="icm"),
+                          parts=curiosity.Parts(icm_losses=my_icm_losses))
 """
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from course_lib.envs.memory import VecSparseGoalGrid
+from course_lib import learning
+from course_lib.buffers import ReplayBuffer
+from course_lib.evaluation import evaluate
 from course_lib.nets import mlp
+from course_lib.policy import Policy
 from course_lib.training import linear_schedule
 
-__all__ = ["ICM", "icm_losses", "RND", "rnd_bonus", "TwoHeadQ", "ExplorerConfig", "train",
-           "greedy_success", "BONUSES"]
+__all__ = ["ICM", "icm_losses", "RND", "rnd_bonus", "TwoHeadQ", "Config", "Parts", "Curiosity", "TaskPolicy",
+           "train", "BONUSES"]
 
 BONUSES = ("none", "icm", "rnd")
 
@@ -115,149 +120,196 @@ class TwoHeadQ(nn.Module):
 
 
 @dataclass
-class ExplorerConfig:
-    """Hyperparameters of :func:`train` (the defaults are the notebook's full run)."""
+class Config:
+    """DQN on two Q-networks (task and bonus values) with an ICM or RND bonus, or plain DQN
+    (``bonus="none"``).  Step counts are environment steps summed over the ``num_envs`` grids."""
 
+    seed: int = 0                # seeds torch, numpy and the environments
+    total_steps: int = 16_000    # environment steps (2,000 steps of 8 grids)
     bonus: str = "none"          # "none" (plain DQN), "icm" or "rnd"
     beta: float = 0.5            # weight of the relative bonus r_int / mean(r_int) at the start ...
-    beta_fraction: float = 0.5   # ... annealed linearly to 0 over this share of training
-    size: int = 16               # grid columns; start bottom-left, goal top-right
-    height: int = 4              # grid rows
-    max_steps: int = 40          # episode horizon
-    num_agents: int = 2          # agents per grid (independent, one shared network)
-    num_envs: int = 8            # parallel grids
-    total_steps: int = 2000      # vectorised steps (x num_envs env steps)
-    learning_starts: int = 50    # vectorised steps before the first update
-    batch_size: int = 128        # agent transitions per update (one update per step)
-    buffer_size: int = 50_000    # agent transitions kept
+    beta_fraction: float = 0.5   # ... annealed linearly to 0 over this fraction of total_steps
+    num_envs: int = 8            # grids stepped together
+    learning_starts: int = 400   # environment steps before the first update (then one update per step of the grids)
+    batch_size: int = 128        # agent transitions per update
+    buffer_size: int = 50_000    # agent transitions kept (those of agents still looking for the goal)
     lr: float = 1e-3             # Adam, both Q-networks
     bonus_lr: float = 1e-3       # Adam, ICM / RND
     gamma: float = 0.9           # discount; 0.9 keeps "stay" loops clearly worse than moving on
-    eps_start: float = 1.0       # epsilon-greedy (same schedule for every bonus) ...
-    eps_end: float = 0.05
-    eps_fraction: float = 0.1    # ... annealed over this share of training
-    target_every: int = 20       # updates between target-network copies
+    eps_start: float = 1.0       # epsilon-greedy (same schedule for every bonus): initial epsilon ...
+    eps_end: float = 0.05        # ... annealed linearly to this ...
+    eps_fraction: float = 0.1    # ... over this fraction of total_steps
+    target_every: int = 20       # gradient steps between target-network copies
     hidden: int = 64             # Q-network width
-    seed: int = 0                # torch, numpy and the env
-    log_every: int = 100         # vectorised steps between logged rows
-    progress: bool = True        # tqdm progress bar
+    eval_episodes: int = 4       # greedy task-policy episodes per curve row (the task is deterministic)
+    log_every: int = 800         # environment steps between curve rows
+    torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
 
 
-def greedy_success(q_net: TwoHeadQ, cfg: ExplorerConfig, seed: int = 0) -> dict:
-    """The task policy (greedy on ``Q_ext``) on fresh grids: ``success`` (every agent
-    reached the goal) and ``reached_fraction``.  The task is deterministic, so a few
-    grids say everything."""
-    env = VecSparseGoalGrid(4, num_agents=cfg.num_agents, size=cfg.size, height=cfg.height,
-                            max_steps=cfg.max_steps, seed=seed)
-    obs, _ = env.reset(seed=seed)
-    for _ in range(cfg.max_steps):
+@dataclass
+class Parts:
+    """The function of notebook 06 that the loop calls (default: the reference)."""
+
+    icm_losses: Callable = icm_losses
+
+
+class TaskPolicy(Policy):
+    """The task policy: greedy on ``Q_ext`` (the bonus values are the explorer's only).
+    ``greedy=False``: epsilon-greedy with ``epsilon``, drawn from the policy's own generator."""
+
+    name = "curiosity"
+
+    def __init__(self, q_net: TwoHeadQ, agents, obs_dim: int, epsilon: float = 0.05, seed: int = 0):
+        super().__init__(agents, obs_dim)
+        self.q_net, self.epsilon = q_net, float(epsilon)
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs, info=None, greedy=True):
         with torch.no_grad():
-            actions = q_net(torch.as_tensor(obs))[0].argmax(-1).numpy()
-        obs, _, _, _, info = env.step(actions)
-        if info["done"].all():
-            return {"success": float(info["success"].mean()), "reached_fraction": float(info["reached_fraction"].mean())}
-    return {"success": 0.0, "reached_fraction": 0.0}
+            q_ext = self.q_net(torch.as_tensor(np.asarray(obs, dtype=np.float32)))[0].numpy()
+        actions = q_ext.argmax(-1)
+        if greedy:
+            return actions
+        explore = self.rng.random(actions.shape) < self.epsilon
+        return np.where(explore, self.rng.integers(0, q_ext.shape[-1], actions.shape), actions)
 
 
-def _bonus_model(cfg: ExplorerConfig, obs_dim: int, n_actions: int):
-    return {"icm": lambda: ICM(obs_dim, n_actions), "rnd": lambda: RND(obs_dim), "none": lambda: None}[cfg.bonus]()
+class Curiosity(learning.Learner):
+    name = "curiosity"
+    description = "DQN with an ICM or RND curiosity bonus, or plain DQN (notebook 06)"
+    Config = Config
+    Parts = Parts
 
+    def __init__(self, task, config: Config, parts: Parts):
+        super().__init__(task, config, parts)
+        cfg = config
+        if cfg.bonus not in BONUSES:
+            raise ValueError(f"bonus must be one of {BONUSES}, got {cfg.bonus!r}")
+        if cfg.log_every % cfg.num_envs:  # rows are due after a step of all grids
+            raise ValueError(f"log_every={cfg.log_every} must be a multiple of num_envs={cfg.num_envs}")
+        self.seed_torch()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env = task.batched(cfg.num_envs, seed=cfg.seed)
+        D, A = self.env.obs_dim, self.env.n_actions
+        self.q_net = TwoHeadQ(D, A, cfg.hidden)
+        self.target_net = copy.deepcopy(self.q_net)
+        self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=cfg.lr)
+        self.bonus_model = {"icm": lambda: ICM(D, A), "rnd": lambda: RND(D), "none": lambda: None}[cfg.bonus]()
+        self.bonus_optimizer = (torch.optim.Adam(self.bonus_model.parameters(), lr=cfg.bonus_lr)
+                                if self.bonus_model is not None else None)
+        self.buffer = ReplayBuffer(cfg.buffer_size, num_agents=1, obs_dim=D)  # one agent's transitions each
+        self.batch: dict | None = None  # drawn at this step for its update (kept until learned from)
+        self.updates = 0
+        self.last_epsilon = cfg.eps_start
+        self.visited = np.zeros(D - 1, dtype=bool)  # cells any agent has been to
+        self.first_goal_step = np.nan  # environment steps until an agent first reached the goal
+        self.obs, _ = self.env.reset(seed=cfg.seed)
+        self.since_log: dict[str, list] = {"returns": [], "success": [], "q_loss": [], "bonus_loss": [],
+                                           "intrinsic": [], "beta": []}
+        self.row_due = False  # a curve row whose evaluation has not finished yet
 
-def _intrinsic(cfg: ExplorerConfig, model, obs, next_obs, actions):
-    """``(loss of the bonus model, intrinsic [B])`` for a batch."""
-    if cfg.bonus == "icm":
-        inverse_loss, forward_loss, r_int = icm_losses(model, obs, next_obs, actions)
-        return inverse_loss + forward_loss, r_int  # disjoint parameters: no weighting needed
-    return rnd_bonus(model, next_obs)
+    def schedule(self, start: float, end: float, fraction: float) -> float:
+        """Linear from ``start`` to ``end`` over ``fraction`` of total_steps, at this step."""
+        return linear_schedule(start, end, int(fraction * self.config.total_steps), self.step)
 
+    def iterate(self) -> None:
+        """One step of every grid (the explorer acts), then one update once learning started."""
+        if self.row_due:  # the evaluation of the last row was interrupted: log it now
+            self.log_block()
+        if self.batch is None:  # (else an interrupted update goes on with its batch)
+            self.collect()
+        if self.batch is not None:
+            self.learn()
+        self.step += self.config.num_envs
+        self.row_due = self.step % self.config.log_every == 0 or self.done
+        if self.row_due:
+            self.log_block()
 
-def train(config: ExplorerConfig | None = None, *, return_model: bool = False, **overrides):
-    """DQN (+ an ICM or RND bonus) on :class:`VecSparseGoalGrid`; a DataFrame, one row per
-    ``log_every`` vectorised steps (``(df, q_net)`` with ``return_model=True``).
-
-    Columns: ``step`` (env steps), ``first_goal_step`` (env steps until an agent first
-    reached the goal; NaN while it has not), ``train_success`` (share of the episodes that
-    ended since the last row in which every agent reached the goal), ``eval_success``
-    (task policy, greedy on ``Q_ext``), ``visited_fraction`` (cells any agent has been to),
-    ``intrinsic`` (mean raw bonus of the last batch), ``loss/q``, ``loss/bonus``,
-    ``epsilon``, ``beta``, ``sps`` (env steps per second, wall clock), ``bonus``, ``seed``.
-    """
-    cfg = ExplorerConfig(**{**asdict(config or ExplorerConfig()), **overrides})
-    if cfg.bonus not in BONUSES:
-        raise ValueError(f"bonus must be one of {BONUSES}, got {cfg.bonus!r}")
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    env = VecSparseGoalGrid(cfg.num_envs, num_agents=cfg.num_agents, size=cfg.size, height=cfg.height,
-                            max_steps=cfg.max_steps, seed=cfg.seed)
-    D, A = env.obs_dim, env.n_actions
-    q_net = TwoHeadQ(D, A, cfg.hidden)
-    target_net = copy.deepcopy(q_net)
-    optimiser = torch.optim.Adam(q_net.parameters(), lr=cfg.lr)
-    model = _bonus_model(cfg, D, A)
-    bonus_opt = torch.optim.Adam(model.parameters(), lr=cfg.bonus_lr) if model is not None else None
-    buf = {"obs": np.zeros((cfg.buffer_size, D), np.float32), "next_obs": np.zeros((cfg.buffer_size, D), np.float32),
-           "actions": np.zeros(cfg.buffer_size, np.int64), "rewards": np.zeros(cfg.buffer_size, np.float32),
-           "dones": np.zeros(cfg.buffer_size, np.float32)}
-    size = pos = updates = 0
-    visited = np.zeros(D - 1, dtype=bool)
-    first_goal, window, rows = np.nan, [], []
-    q_loss, bonus_loss, r_int, beta = torch.zeros(()), torch.zeros(()), torch.zeros(1), cfg.beta
-    obs, _ = env.reset(seed=cfg.seed)
-    start = time.perf_counter()
-    name = "DQN" if cfg.bonus == "none" else f"DQN + {cfg.bonus.upper()}"
-    for t in tqdm(range(cfg.total_steps), desc=f"{name} seed {cfg.seed}", disable=not cfg.progress, leave=False):
-        eps = linear_schedule(cfg.eps_start, cfg.eps_end, int(cfg.eps_fraction * cfg.total_steps), t)
+    def collect(self) -> None:
+        """Act epsilon-greedily on ``Q_ext + Q_int`` (``Q_ext`` alone without a bonus), store
+        the transitions of the agents still looking for the goal, draw the update's batch."""
+        cfg, env = self.config, self.env
         with torch.no_grad():
-            q_ext, q_int = q_net(torch.as_tensor(obs))
-            greedy = (q_ext + q_int if model is not None else q_ext).argmax(-1).numpy()
-        actions = np.where(rng.random(greedy.shape) < eps, rng.integers(0, A, greedy.shape), greedy)
+            q_ext, q_int = self.q_net(torch.as_tensor(self.obs))
+            greedy = (q_ext + q_int if self.bonus_model is not None else q_ext).argmax(-1).numpy()
+        self.last_epsilon = self.schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction)
+        explore = self.rng.random(greedy.shape) < self.last_epsilon
+        actions = np.where(explore, self.rng.integers(0, env.n_actions, greedy.shape), greedy)
         next_obs, rewards, _, _, info = env.step(actions)
         final = info["final_obs"]
-        live = obs[..., -1] == 0                        # agents still looking for the goal (all agents batched)
-        n = int(live.sum())
-        idx = (pos + np.arange(n)) % cfg.buffer_size
-        buf["obs"][idx], buf["next_obs"][idx] = obs[live], final[live]
-        buf["actions"][idx], buf["rewards"][idx] = actions[live], rewards[live]
-        buf["dones"][idx] = final[live][:, -1]          # reaching the goal ends the agent's task
-        pos, size = int((pos + n) % cfg.buffer_size), min(size + n, cfg.buffer_size)
-        visited[final[..., :-1].reshape(-1, D - 1).argmax(-1)] = True
-        if np.isnan(first_goal) and rewards.sum() > 0:
-            first_goal = (t + 1) * cfg.num_envs
-        window.extend(info["success"][info["done"]].tolist())
-        obs = next_obs
-        if t >= cfg.learning_starts and size >= cfg.batch_size:
-            i = rng.integers(0, size, cfg.batch_size)
-            b = {k: torch.as_tensor(v[i]) for k, v in buf.items()}
-            with torch.no_grad():
-                next_ext, next_int = target_net(b["next_obs"])
-                keep = cfg.gamma * (1.0 - b["dones"])
-                target_ext = b["rewards"] + keep * next_ext.max(-1).values
-            q_ext, q_int = q_net(b["obs"])
-            a = b["actions"][:, None]
-            q_loss = F.smooth_l1_loss(q_ext.gather(1, a).squeeze(1), target_ext)
-            if model is not None:
-                bonus_loss, r_int = _intrinsic(cfg, model, b["obs"], b["next_obs"], b["actions"])
-                beta = linear_schedule(cfg.beta, 0.0, int(cfg.beta_fraction * cfg.total_steps), t)
-                target_int = beta * r_int / (r_int.mean() + 1e-8) + keep * next_int.max(-1).values
-                q_loss = q_loss + F.smooth_l1_loss(q_int.gather(1, a).squeeze(1), target_int)
-                bonus_opt.zero_grad()
-                bonus_loss.backward()
-                bonus_opt.step()
-            optimiser.zero_grad()
-            q_loss.backward()
-            optimiser.step()
-            updates += 1
-            if updates % cfg.target_every == 0:
-                target_net.load_state_dict(q_net.state_dict())
-        if (t + 1) % cfg.log_every == 0 or t == cfg.total_steps - 1:
-            rows.append({"step": (t + 1) * cfg.num_envs, "first_goal_step": first_goal,
-                         "train_success": float(np.mean(window)) if window else np.nan,
-                         "eval_success": greedy_success(q_net, cfg, seed=cfg.seed)["success"],
-                         "visited_fraction": float(visited.mean()), "intrinsic": float(r_int.mean()),
-                         "loss/q": float(q_loss.detach()), "loss/bonus": float(bonus_loss.detach()),
-                         "epsilon": eps, "beta": beta if model is not None else 0.0,
-                         "sps": (t + 1) * cfg.num_envs / (time.perf_counter() - start),
-                         "bonus": cfg.bonus, "seed": cfg.seed})
-            window = []
-    df = pd.DataFrame(rows)
-    return (df, q_net) if return_model else df
+        live = self.obs[..., -1] == 0  # reaching the goal ends the agent's task: its done is final[-1]
+        self.buffer.add(self.obs[live][:, None], actions[live][:, None], rewards[live][:, None],
+                        final[live][:, None], final[live][:, -1:])
+        self.visited[final[..., :-1].reshape(-1, env.obs_dim - 1).argmax(-1)] = True
+        if np.isnan(self.first_goal_step) and rewards.sum() > 0:
+            self.first_goal_step = self.step + cfg.num_envs
+        done = info["done"]
+        self.episode += int(done.sum())
+        self.since_log["returns"].extend(info["episode_return_mean"][done].tolist())
+        self.since_log["success"].extend(info["success"][done].tolist())
+        self.obs = next_obs
+        if self.step >= cfg.learning_starts and len(self.buffer) >= cfg.batch_size:
+            self.batch = {k: torch.as_tensor(v[:, 0]) for k, v in self.buffer.sample(cfg.batch_size, self.rng).items()}
+
+    def learn(self) -> None:
+        """One gradient step of both Q-networks (and of the bonus model); target copies."""
+        cfg, b = self.config, self.batch
+        with torch.no_grad():
+            next_ext, next_int = self.target_net(b["next_obs"])
+            keep = cfg.gamma * (1.0 - b["dones"])
+            target_ext = b["rewards"] + keep * next_ext.max(-1).values
+        q_ext, q_int = self.q_net(b["obs"])
+        a = b["actions"][:, None]
+        q_loss = F.smooth_l1_loss(q_ext.gather(1, a).squeeze(1), target_ext)
+        if self.bonus_model is not None:
+            bonus_loss, r_int = self.intrinsic(b)
+            beta = self.schedule(cfg.beta, 0.0, cfg.beta_fraction)
+            target_int = beta * r_int / (r_int.mean() + 1e-8) + keep * next_int.max(-1).values
+            q_loss = q_loss + F.smooth_l1_loss(q_int.gather(1, a).squeeze(1), target_int)
+            self.bonus_optimizer.zero_grad()
+            bonus_loss.backward()
+            self.bonus_optimizer.step()
+            for key, value in (("bonus_loss", bonus_loss.item()), ("intrinsic", r_int.mean().item()), ("beta", beta)):
+                self.since_log[key].append(value)
+        self.optimizer.zero_grad()
+        q_loss.backward()
+        self.optimizer.step()
+        self.since_log["q_loss"].append(q_loss.item())
+        self.updates += 1
+        if self.updates % cfg.target_every == 0:
+            self.target_net.load_state_dict(self.q_net.state_dict())
+        self.batch = None
+
+    def intrinsic(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss of the bonus model, raw intrinsic reward [batch])``."""
+        if self.config.bonus == "icm":
+            inverse_loss, forward_loss, r_int = self.parts.icm_losses(self.bonus_model, b["obs"], b["next_obs"],
+                                                                      b["actions"])
+            return inverse_loss + forward_loss, r_int  # disjoint parameters: no weighting needed
+        return rnd_bonus(self.bonus_model, b["next_obs"])
+
+    def log_block(self) -> None:
+        """A curve row: training episodes and updates since the last row, and the task policy's
+        greedy episodes."""
+        cfg, s = self.config, self.since_log
+        mean = learning.mean_or_nan
+        ev = evaluate(self.policy(), self.task, episodes=cfg.eval_episodes, seed=cfg.seed).summary()
+        self.log(train_return=mean(s["returns"]), eval_return=ev["return_per_agent"],
+                 **{"loss/q": mean(s["q_loss"]), "loss/bonus": mean(s["bonus_loss"])},
+                 train_success=mean(s["success"]), eval_success=ev["success"],
+                 first_goal_step=self.first_goal_step, visited_fraction=float(self.visited.mean()),
+                 intrinsic=mean(s["intrinsic"]), beta=mean(s["beta"]),
+                 epsilon=self.last_epsilon)
+        self.since_log = {k: [] for k in s}
+        self.row_due = False
+
+    def policy(self) -> TaskPolicy:
+        return TaskPolicy(self.q_net, self.env.possible_agents, self.env.obs_dim, self.config.eps_end,
+                          self.config.seed)
+
+
+def train(task: Any = "sparse_goal_grid", config: Config | None = None, parts: Any = None,
+          **run_options) -> learning.Run:
+    """Train DQN (with ``config.bonus``) on ``task`` (the sparse goal grid by default); see
+    :func:`course_lib.learning.train` for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(Curiosity, task, config, parts, **run_options)

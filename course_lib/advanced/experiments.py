@@ -1,32 +1,42 @@
 """The measured experiments of notebooks/06_advanced, shared by the notebook and
 ``bench/advanced.py`` so both report the same numbers the same way.
 
-Every ``run_*`` function trains over seeds and returns ``(curves, rows)``: the learning
-curves (one DataFrame, a ``method`` and a ``seed`` column) and one summary row per run
-with the fixed keys of :data:`ROW_KEYS` (plus task-specific extras).  Time is measured
-twice: ``cpu_s`` (this process's CPU seconds; with one torch thread it is what a quiet
-machine shows as wall time) and ``wall_s`` (wall clock, inflated when the machine is
-shared).  :func:`comparison_table` turns the rows into the notebook's final table.
+Every ``run_*`` function trains one :class:`Config` of its learner over seeds (and its
+variants: recurrent or not, each bonus, each communication round), with the ``parts``
+given (the notebook passes the student's functions; the bench, the references), and
+returns ``(curves, rows)``: the learning curves (one DataFrame, a ``method`` and a
+``seed`` column) and one summary row per run with the fixed keys of :data:`ROW_KEYS`
+(plus task-specific extras), measured with :func:`course_lib.evaluation.evaluate` after
+training.  Time is measured twice: ``cpu_s`` (this process's CPU seconds; with one torch
+thread it is what a quiet machine shows as wall time) and ``wall_s`` (wall clock,
+inflated when the machine is shared).  :func:`comparison_table` turns the rows into the
+notebook's final table.
 """
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from dataclasses import replace
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from course_lib.envs.memory import VecCueCorridor, VecSparseGoalGrid
+from course_lib.envs.memory import LEFT, UP
+from course_lib.evaluation import evaluate
+from course_lib.policy import Policy
+from course_lib.tasks import task as make_task
 
 from . import curiosity, drqn, scaling
 
 __all__ = ["ROW_KEYS", "count_parameters", "run_memory", "run_exploration", "run_scaling",
-           "reference_rows", "comparison_table"]
+           "reference_rows", "comparison_table", "UpThenLeft", "METHODS"]
 
 ROW_KEYS = ("task", "method", "seed", "success", "return", "parameters", "steps", "cpu_s", "wall_s")
 MEMORY_TASK, EXPLORATION_TASK = "T-maze memory (CueCorridor)", "sparse goal grid 4x16"
+METHODS = {"gnn": "GNN (GAT, k-nearest graph)", "attention": "all-to-all gated attention",
+           "none": "no communication"}
 
 
 def count_parameters(*modules: torch.nn.Module) -> int:
@@ -43,115 +53,118 @@ class _Clock:
         self.cpu_s, self.wall_s = time.process_time() - self.cpu, time.perf_counter() - self.wall
 
 
-def run_memory(seeds: Iterable[int], episodes: int, eval_episodes: int = 500, progress: bool = True,
-               **overrides) -> tuple[pd.DataFrame, list[dict]]:
-    """DRQN (LSTM) against a feed-forward DQN on the T-maze, over ``seeds``."""
+def run_memory(config: drqn.Config, seeds: Iterable[int], parts: Any = None, eval_episodes: int = 500,
+               task: Any = "cue_corridor", progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """DRQN (LSTM) against a feed-forward DQN (``config`` with ``recurrent`` True and False) on
+    the T-maze, over ``seeds``; ``parts`` (your ``drqn_loss``) drive both."""
     curves, rows = [], []
     runs = [(recurrent, seed) for recurrent in (True, False) for seed in seeds]
     for recurrent, seed in tqdm(runs, desc="memory task: DRQN vs feed-forward", disable=not progress):
-        cfg = drqn.DRQNConfig(recurrent=recurrent, episodes=episodes, seed=seed, progress=False, **overrides)
         with _Clock() as clock:
-            df, net = drqn.train(cfg, return_model=True)
-        ev = drqn.evaluate(net, cfg, episodes=eval_episodes, seed=50_000 + seed)
-        curves.append(df)
-        rows.append({"task": MEMORY_TASK, "method": df.method.iloc[0], "seed": seed, "success": ev["success"],
-                     "return": ev["episode_return_mean"], "parameters": count_parameters(net),
-                     "steps": int(df.step.iloc[-1]), "cpu_s": clock.cpu_s, "wall_s": clock.wall_s,
-                     "correct_fraction": ev["correct_fraction"]})
+            run = drqn.train(task, replace(config, recurrent=recurrent, seed=seed), parts, progress=False)
+        ev = evaluate(run.policy, run.task, episodes=eval_episodes, seed=50_000 + seed, num_envs=eval_episodes)
+        method = "DRQN (LSTM)" if recurrent else "DQN (feed-forward)"
+        curves.append(run.curve.assign(method=method, seed=seed))
+        rows.append({"task": MEMORY_TASK, "method": method, "seed": seed, "success": ev.success,
+                     "return": ev.summary()["return_per_agent"], "parameters": count_parameters(run.learner.q_net),
+                     "steps": run.learner.step, "cpu_s": clock.cpu_s, "wall_s": clock.wall_s,
+                     "correct_fraction": ev.summary()["correct_fraction"]})
     return pd.concat(curves, ignore_index=True), rows
 
 
-def run_exploration(seeds: Iterable[int], total_steps: int, progress: bool = True,
-                    bonuses: Iterable[str] = curiosity.BONUSES, **overrides) -> tuple[pd.DataFrame, list[dict]]:
-    """DQN without and with an ICM or RND bonus on the sparse goal grid, over ``seeds``.
+def run_exploration(config: curiosity.Config, seeds: Iterable[int], parts: Any = None,
+                    bonuses: Iterable[str] = curiosity.BONUSES, task: Any = "sparse_goal_grid",
+                    progress: bool = True) -> tuple[pd.DataFrame, list[dict]]:
+    """DQN without and with an ICM or RND bonus (``config`` with each of ``bonuses``) on the
+    sparse goal grid, over ``seeds``; ``parts`` (your ``icm_losses``) drive the ICM runs.
 
     Extra row keys: ``first_goal_step`` (env steps until an agent first reached the goal;
     the budget where it never did) and ``found`` (whether it did)."""
     curves, rows = [], []
     runs = [(bonus, seed) for bonus in bonuses for seed in seeds]
     for bonus, seed in tqdm(runs, desc="sparse reward: DQN, + ICM, + RND", disable=not progress):
-        cfg = curiosity.ExplorerConfig(bonus=bonus, total_steps=total_steps, seed=seed, progress=False, **overrides)
         with _Clock() as clock:
-            df, net = curiosity.train(cfg, return_model=True)
-        ev = curiosity.greedy_success(net, cfg, seed=60_000 + seed)
-        budget = total_steps * cfg.num_envs
-        first = df.first_goal_step.iloc[-1]
+            run = curiosity.train(task, replace(config, bonus=bonus, seed=seed), parts, progress=False)
+        ev = evaluate(run.policy, run.task, episodes=4, seed=60_000 + seed)  # deterministic: 4 say everything
+        learner, budget = run.learner, run.learner.step
         method = "DQN" if bonus == "none" else f"DQN + {bonus.upper()}"
-        curves.append(df.assign(method=method))
-        if bonus == "none":  # plain DQN uses the task Q-network only
-            n_params = count_parameters(net.ext)
-        else:  # the explorer's second Q-network and the bonus model count too
-            obs_dim = cfg.height * cfg.size + 1
-            n_params = count_parameters(net, curiosity._bonus_model(cfg, obs_dim, 5))
-        rows.append({"task": EXPLORATION_TASK, "method": method, "seed": seed, "success": ev["success"],
-                     "return": ev["reached_fraction"], "parameters": n_params, "steps": budget,
+        curves.append(run.curve.assign(method=method, seed=seed))
+        # plain DQN uses the task Q-network only; with a bonus, the explorer's second network and the bonus model count
+        n_params = (count_parameters(learner.q_net.ext) if bonus == "none"
+                    else count_parameters(learner.q_net, learner.bonus_model))
+        found = bool(np.isfinite(learner.first_goal_step))
+        rows.append({"task": EXPLORATION_TASK, "method": method, "seed": seed, "success": ev.success,
+                     "return": ev.summary()["reached_fraction"], "parameters": n_params, "steps": budget,
                      "cpu_s": clock.cpu_s, "wall_s": clock.wall_s,
-                     "first_goal_step": float(first) if np.isfinite(first) else float(budget),
-                     "found": bool(np.isfinite(first))})
+                     "first_goal_step": float(learner.first_goal_step) if found else float(budget), "found": found})
     return pd.concat(curves, ignore_index=True), rows
 
 
-def run_scaling(sizes: Iterable[int], updates: int, seeds: Iterable[int] = (0,), progress: bool = True,
-                comms: Iterable[str] = ("gnn", "attention", "none"), **overrides):
-    """GNN (GAT on the k-nearest graph), all-to-all gated attention and no communication on
-    neighbourhood majority with ``sizes`` agents.  Returns ``(curves, rows, policies)``;
-    ``policies[(comm, N)]`` is the last seed's trained policy.
+def run_scaling(config: scaling.Config, sizes: Iterable[int], seeds: Iterable[int] = (0,), parts: Any = None,
+                comms: Iterable[str] = scaling.COMMS, progress: bool = True):
+    """GNN (GAT on the k-nearest graph), all-to-all gated attention and no communication
+    (``config`` with each of ``comms``) on neighbourhood majority with ``sizes`` agents;
+    ``parts`` (your ``gat_forward`` and ``gated_attention``) drive the rounds.  Returns
+    ``(curves, rows, runs)``; ``runs[(comm, N)]`` is the last seed's :class:`~course_lib.learning.Run`.
 
     Extra row keys: ``num_agents``, ``act_cpu_ms`` / ``act_wall_ms`` (one acting step for 64
     instances, graph construction included), ``graph_cpu_ms`` (of which building the
-    k-nearest graph), ``messages`` (sender-receiver pairs per round)."""
-    curves, rows, policies = [], [], {}
-    scaling.train(updates=2, log_every=1, progress=False)  # warm-up: the first run should not pay torch's start-up
+    k-nearest graph), ``messages`` (sender-receiver pairs per round), ``own_bit_return``
+    (the best return without communication, on the same instances)."""
+    curves, rows, last = [], [], {}
+    warm_up = replace(config, total_steps=2 * config.batch_size, log_every=config.batch_size)
+    scaling.train("neighbour_majority", warm_up, parts, progress=False)  # the first run should not pay torch's start-up
     runs = [(n, comm, seed) for n in sizes for comm in comms for seed in seeds]
     for n, comm, seed in tqdm(runs, desc="scaling: GNN vs all-to-all attention", disable=not progress):
-        cfg = scaling.ScalingConfig(comm=comm, num_agents=n, updates=updates, seed=seed, progress=False, **overrides)
+        task = make_task("neighbour_majority", num_agents=n)
         with _Clock() as clock:
-            df, policy = scaling.train(cfg, return_model=True)
-        game = scaling.NeighbourMajority(n, cfg.k)
-        ev = scaling.evaluate_comm(policy, game, seed=70_000 + seed)
-        speed = scaling.time_per_step(policy, game)
-        policies[(comm, n)] = policy
-        method = {"gnn": "GNN (GAT, k-nearest graph)", "attention": "all-to-all gated attention",
-                  "none": "no communication"}[comm]
-        curves.append(df.assign(method=method))
+            run = scaling.train(task, replace(config, comm=comm, seed=seed), parts, progress=False)
+        ev = evaluate(run.policy, task, episodes=1024, seed=70_000 + seed, num_envs=1024).summary()
+        speed = scaling.time_per_step(run.learner.actor, task)
+        last[(comm, n)] = run
+        method = METHODS[comm]
+        curves.append(run.curve.assign(method=method, seed=seed, num_agents=n))
+        k = run.learner.env.core.k
         rows.append({"task": f"neighbourhood majority, N={n}", "method": method, "seed": seed,
-                     "success": ev["all_right"], "return": ev["return"], "parameters": count_parameters(policy),
-                     "steps": int(df.step.iloc[-1]), "cpu_s": clock.cpu_s, "wall_s": clock.wall_s,
-                     "num_agents": n, "act_cpu_ms": 1e3 * speed["cpu_s"], "act_wall_ms": 1e3 * speed["wall_s"],
-                     "graph_cpu_ms": 1e3 * speed["graph_cpu_s"],
-                     "messages": scaling.messages_per_step(comm, n, cfg.k), "own_bit_return": ev["own_bit_return"]})
-    return pd.concat(curves, ignore_index=True), rows, policies
+                     "success": ev["success"], "return": ev["return_per_agent"],
+                     "parameters": count_parameters(run.learner.actor), "steps": run.learner.step,
+                     "cpu_s": clock.cpu_s, "wall_s": clock.wall_s, "num_agents": n,
+                     "act_cpu_ms": 1e3 * speed["cpu_s"], "act_wall_ms": 1e3 * speed["wall_s"],
+                     "graph_cpu_ms": 1e3 * speed["graph_cpu_s"], "messages": scaling.messages_per_step(comm, n, k),
+                     "own_bit_return": ev["own_bit_right"]})
+    return pd.concat(curves, ignore_index=True), rows, last
+
+
+class UpThenLeft(Policy):
+    """The best policy without memory on the T-maze: walk up, turn left at the junction."""
+
+    name = "up, then always left"
+
+    def act(self, obs, info=None, greedy=True):
+        at_junction = np.asarray(obs)[..., 1] > 0.5
+        return np.where(at_junction, LEFT, UP)
 
 
 def reference_rows(episodes: int = 2000, seed: int = 0, scaling_sizes: Iterable[int] = (3, 10, 30)) -> list[dict]:
     """Untrained reference policies on the same tasks (no parameters, no training time):
     uniformly random actions, and the best policy without memory / communication."""
-    rng = np.random.default_rng(seed)
     rows = []
-    cfg = drqn.DRQNConfig()
-    env = VecCueCorridor(episodes, seed=seed, **cfg.env_kwargs())
-    ep = drqn.collect_episodes(env, drqn.FeedForwardQNetwork(env.obs_dim, env.n_actions), epsilon=1.0, rng=rng)
-    rows.append({"task": MEMORY_TASK, "method": "random policy", "success": float(ep["success"].mean()),
-                 "return": float(ep["episode_return_mean"].mean())})
-    # without memory the best is a fixed arm: walk up, always turn left
-    env.reset(seed=seed)
-    for action in [1] * cfg.length + [3]:
-        _, _, _, _, info = env.step(np.full((episodes, cfg.num_agents), action))
+    random_maze = evaluate("random", "cue_corridor", episodes=episodes, seed=seed, on="single")
+    rows.append({"task": MEMORY_TASK, "method": "random policy", "success": random_maze.success,
+                 "return": random_maze.summary()["return_per_agent"]})
+    maze = make_task("cue_corridor").single()
+    no_memory = evaluate(UpThenLeft(maze.possible_agents, maze.core.obs_dim), "cue_corridor", episodes=episodes,
+                         seed=seed, num_envs=episodes)
     rows.append({"task": MEMORY_TASK, "method": "up, then always left (best without memory)",
-                 "success": float(info["success"].mean()), "return": float(info["episode_return_mean"].mean())})
-    ecfg = curiosity.ExplorerConfig()
-    grid = VecSparseGoalGrid(episodes, num_agents=ecfg.num_agents, size=ecfg.size, height=ecfg.height,
-                             max_steps=ecfg.max_steps, seed=seed)
-    grid.reset(seed=seed)
-    for _ in range(ecfg.max_steps):
-        _, _, _, _, info = grid.step(rng.integers(0, grid.n_actions, (episodes, ecfg.num_agents)))
-    rows.append({"task": EXPLORATION_TASK, "method": "random policy", "success": float(info["success"].mean()),
-                 "return": float(info["reached_fraction"].mean())})
+                 "success": no_memory.success, "return": no_memory.summary()["return_per_agent"]})
+    grid = evaluate("random", "sparse_goal_grid", episodes=episodes, seed=seed, num_envs=episodes)
+    rows.append({"task": EXPLORATION_TASK, "method": "random policy", "success": grid.success,
+                 "return": grid.summary()["reached_fraction"]})
     for n in scaling_sizes:
-        game = scaling.NeighbourMajority(n)
-        ev = scaling.evaluate_comm(scaling.CommPolicy("none"), game, seed=70_000)
+        ev = evaluate("random", make_task("neighbour_majority", num_agents=n), episodes=1024, seed=70_000,
+                      num_envs=1024)
         rows.append({"task": f"neighbourhood majority, N={n}", "method": "random policy",
-                     "return": ev["random_return"], "success": float(0.5 ** n)})
+                     "return": ev.summary()["return_per_agent"], "success": float(0.5 ** n)})
     return [{"parameters": 0, **r} for r in rows]
 
 

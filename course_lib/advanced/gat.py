@@ -13,7 +13,7 @@ Edges run from the sender ``j`` to the receiver ``i``; as in ``GATConv`` (its de
 * :func:`gat_forward` -- dense form on an adjacency matrix ``[B, N, N]``
   (students write it in notebooks/06_advanced, TODO 2).
 * :func:`gat_forward_neighbours` -- the same layer on ``k`` neighbour indices per agent:
-  cost grows with ``N k``, not ``N^2`` (used for the scaling runs).
+  cost grows with ``N k``, not ``N^2`` (how notebook 06 times the GNN of large teams).
 * :func:`to_gatconv`, :func:`edge_index_from_adjacency` -- the same weights in
   ``torch_geometric.nn.GATConv`` and a batch of graphs as one ``edge_index``, to check
   against the library.

@@ -1,95 +1,47 @@
 """MADDPG (Lowe et al. 2017) and its independent baseline IDDPG on the MPE tasks.
 
-Taught in notebooks/04_maddpg; used for comparisons by notebooks/07_method_i and
-notebooks/08_self_play.  Read top to bottom:
+Taught in notebooks/04_maddpg, where students write the four parts this loop calls::
 
-1. the four functions students write -- :func:`gumbel_softmax_st` (a discrete action
-   that gradients can flow through), :func:`critic_td_target`, :func:`actor_loss`
-   (each agent's actor improved through its centralised critic) and
-   :func:`soft_update` (Polyak-averaged target networks);
-2. networks -- :class:`MultiAgentMLP` (one MLP per agent, or one shared network with
-   a one-hot agent id), :class:`Actor`, :class:`Critic` (``centralised=True``: every
-   agent's Q_i sees all observations and actions, MADDPG; ``False``: only its own,
-   IDDPG);
-3. :class:`MADDPGConfig` and :func:`train_maddpg` -- training on a batched twin of
-   mpe2 (``course_lib.envs.mpe``), many environments at once;
-4. :class:`MADDPGPolicy` -- the trained decentralised actors as a policy for the
-   batched twin (``policy.act(obs [B, N, D])``) or mpe2's parallel env
-   (``policy({agent: obs}) -> {agent: action}``), and the evaluations
-   :func:`evaluate_on_twin` / :func:`evaluate_on_mpe2` (team return summed over
-   agents and steps, 25-step episodes, the convention of SPECS.md and README).
+    a_i = gumbel_softmax_st(mu_i(o_i))                      # act: a one-hot sample gradients flow through
+    y_i = critic_td_target(r, x', d, mu', Q', gamma)        # r_i + gamma (1 - d_i) Q'_i(x', mu'_1(o'_1), ..)
+    L(Q) = mean_i (Q_i(x, a) - y_i)^2                        # critics
+    L(mu) = actor_loss(Q, x, a, gumbel_softmax_st(mu(o)))   # -mean_i Q_i(x, a_1, .., mu_i(o_i), .., a_N)
+    soft_update(Q', Q, tau); soft_update(mu', mu, tau)      # targets trail by Polyak averaging
 
-Quick use (what notebooks 07 and 08 do)::
+``Config(critic="centralised")`` is MADDPG: agent i's critic reads every agent's
+observation and action; ``critic="independent"`` is IDDPG: only its own.  Both train on
+the batched twin of mpe2 (200 environments at once) through the course's one learning
+API::
 
-    from course_lib.algos import maddpg
-    result = maddpg.train_maddpg("simple_spread_v3", maddpg.MADDPGConfig(), seed=0,
-                                 total_steps=200_000, eval_every=20_000)
-    result.curve            # DataFrame: step, eval_return, episode_return, losses, sps, ...
-    result.steps_per_s      # env transitions per wall-clock second, learning included
-    ev = maddpg.evaluate_on_mpe2(result.policy, episodes=200, seed=0)
-    ev.mean, ev.sem         # team return on mpe2's own simple_spread_v3
+    run = maddpg.train("simple_spread_v3", maddpg.Config(seed=0), parts=maddpg.Parts(actor_loss=actor_loss))
+    run.curve, run.policy, evaluate(run.policy, "simple_spread_v3", on="mpe2")
 
-``Config`` and ``train`` are the CleanRL-style names of :class:`MADDPGConfig` and
-:func:`train_maddpg` (the same objects).  The defaults are the settings measured by
-``bench/maddpg.py``: 200 environments stepped together, one gradient step on a batch
-of 1,024 joint transitions per batched step (1,000 gradient steps in 200k transitions),
-Adam 1e-2 for actors and critics, tau 0.01, gamma 0.95, two hidden layers of 64 (the
-paper's learning rate, tau, gamma, batch and networks).  About 25 s of one CPU core
-for 200k transitions; MADDPG ends about 25 points above the no-op policy on mpe2's
-simple_spread_v3 (README, bench/README_maddpg.md).
-
-On simple_tag_v3 the learned agents are the adversaries (predators); the good agent
-(prey) follows a reference policy (``config.opponent``: "heuristic", "random" or
-"noop", or any batched policy).  ``result.policy.against(other)`` swaps the
-opponent (cross-play).
-
-Actions.  Discrete (mpe2's default ``Discrete(5)``): the actor outputs logits; during
-training the critic sees one-hot actions, the actor is updated through a
-straight-through Gumbel-softmax sample, and exploration is that sample; the greedy
-policy plays ``argmax``.  Continuous (``continuous_actions=True``, ``Box(0, 1, (5,))``):
-a deterministic actor ``sigmoid(net(o))`` explores with Gaussian noise (DDPG).
+On simple_tag_v3 the agents trained are the predators (the policy's ``team``); the prey
+plays ``config.opponent``.  Discrete actions (mpe2's default): the actor outputs logits,
+explores with a Gumbel-softmax sample and plays ``argmax``; continuous actions (the task
+option ``continuous_actions=True``): a deterministic ``sigmoid`` actor explores with
+Gaussian noise (DDPG).  Also used by notebooks/07_method_i and 08_self_play.
 """
 from __future__ import annotations
 
 import copy
-import math
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "gumbel_softmax_st",
-    "critic_td_target",
-    "actor_loss",
-    "soft_update",
-    "MultiAgentMLP",
-    "Actor",
-    "Critic",
-    "greedy_actions",
-    "MADDPGConfig",
-    "MADDPGResult",
-    "MADDPGPolicy",
-    "Evaluation",
-    "train_maddpg",
-    "Config",
-    "train",
-    "make_env",
-    "evaluate_on_twin",
-    "evaluate_on_mpe2",
-    "reference_returns",
-    "config_dict",
-    "SEED_PROJECT_MADDPG_200K",
-]
+from course_lib import learning
+from course_lib.buffers import ReplayBuffer
+from course_lib.evaluation import evaluate
+from course_lib.nets import AgentLinear
+from course_lib.policy import Policy
 
-# The seed project this course grew from reported MADDPG at this team return after
-# 200k steps on simple_spread_v3 (last-5 evaluation mean), see /work/shared/SPECS.md.
-SEED_PROJECT_MADDPG_200K = -82.89
+__all__ = ["gumbel_softmax_st", "critic_td_target", "actor_loss", "soft_update", "MultiAgentMLP", "Actor",
+           "Critic", "greedy_actions", "Config", "Parts", "TeamPolicy", "MADDPGPolicy", "reference_policy",
+           "MADDPG", "train"]
 
 
 # =============================================================================
@@ -142,6 +94,8 @@ def actor_loss(critic: Callable, obs: torch.Tensor, actions: torch.Tensor,
     ``critic(obs [b, N, D], actions [b, N, A]) -> Q [b, N]``.
     Taught in notebooks/04_maddpg.
     """
+    if isinstance(critic, Critic):  # the same Q_i in one pass instead of N (tests/test_maddpg.py: both agree)
+        return -critic.own_action_values(obs, actions, new_actions).mean()
     B, N, A = actions.shape
     own = torch.eye(N, dtype=torch.bool).view(1, N, N, 1)  # [., query agent i, agent j, .]
     mixed = torch.where(own, new_actions.unsqueeze(1), actions.detach().unsqueeze(1))  # [B, N, N, A]
@@ -163,19 +117,6 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 # =============================================================================
 # 2. Networks
 # =============================================================================
-class _AgentLinear(nn.Module):
-    """N independent linear layers applied at once: ``[..., N, in] -> [..., N, out]``."""
-
-    def __init__(self, num_agents: int, in_dim: int, out_dim: int):
-        super().__init__()
-        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default initialisation, per agent
-        self.weight = nn.Parameter(torch.empty(num_agents, in_dim, out_dim).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(num_agents, out_dim).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
-
-
 class MultiAgentMLP(nn.Module):
     """One MLP per agent, applied to ``x [..., N, in_dim]`` -> ``[..., N, out_dim]``.
 
@@ -189,7 +130,7 @@ class MultiAgentMLP(nn.Module):
         super().__init__()
         self.num_agents, self.shared = int(num_agents), bool(shared)
         sizes = [int(in_dim) + (self.num_agents if shared else 0), *map(int, hidden), int(out_dim)]
-        layer = (lambda i, o: nn.Linear(i, o)) if shared else (lambda i, o: _AgentLinear(self.num_agents, i, o))
+        layer = (lambda i, o: nn.Linear(i, o)) if shared else (lambda i, o: AgentLinear(self.num_agents, i, o, init="uniform"))
         self.layers = nn.ModuleList(layer(i, o) for i, o in zip(sizes[:-1], sizes[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -252,7 +193,8 @@ class Critic(nn.Module):
 
     def own_action_values(self, obs: torch.Tensor, actions: torch.Tensor, new_actions: torch.Tensor) -> torch.Tensor:
         """``Q_i(o, a_1, .., new_a_i, .., a_N)`` for every agent i, ``[B, N]``: what
-        :func:`actor_loss` evaluates, with one critic pass instead of N (for training)."""
+        :func:`actor_loss` evaluates, in one pass instead of N (row i of the joint input is
+        the joint action where agent i acted anew, read by Q_i only)."""
         if not self.centralised:  # Q_i sees only its own action anyway
             return self(obs, new_actions)
         N = self.num_agents
@@ -273,169 +215,119 @@ def greedy_actions(actor: Actor, obs: torch.Tensor) -> torch.Tensor:
 
 
 # =============================================================================
-# 3. Training
+# 3. Configuration and parts
 # =============================================================================
 @dataclass
-class MADDPGConfig:
-    """Hyperparameters of :func:`train_maddpg` (one place for every knob)."""
+class Config:
+    """MADDPG / IDDPG.  Step counts are environment transitions, summed over ``num_envs``.
+    The defaults are the MADDPG paper's MPE settings (learning rates, tau, gamma, batch,
+    networks) with 200 environments at once: one gradient step per 200 transitions."""
 
+    seed: int = 0  # seeds torch, the exploration and replay generator, the environments and the opponent
+    total_steps: int = 200_000  # environment transitions (1,000 batched steps of 200 environments)
     critic: str = "centralised"  # "centralised" (MADDPG) or "independent" (IDDPG)
-    continuous_actions: bool = False  # mpe2's Box(0, 1, (5,)) actions instead of Discrete(5)
-    num_envs: int = 200  # batched environments stepped together (one batched step = 200 transitions)
+    num_envs: int = 200  # environments stepped together
     buffer_size: int = 200_000  # replay capacity in joint transitions
     batch_size: int = 1024  # joint transitions per gradient step
-    learning_starts: int = 5_000  # env transitions of uniform random actions before learning
-    train_every: int = 1  # batched env steps between learning phases
+    learning_starts: int = 5_000  # transitions of uniform random actions before learning
+    train_every: int = 1  # batched steps (num_envs transitions each) between learning phases
     gradient_steps: int = 1  # gradient steps per learning phase
-    gamma: float = 0.95  # discount (the MADDPG paper's MPE setting)
-    tau: float = 0.01  # soft target update rate (paper: 0.01)
-    actor_lr: float = 1e-2  # Adam learning rate of the actors (the paper's 1e-2)
-    critic_lr: float = 1e-2  # Adam learning rate of the critics (the paper's 1e-2)
-    hidden: tuple = (64, 64)  # hidden layers of actors and critics (paper: two of 64)
-    shared: bool = True  # one network with an agent id for all agents (else one per agent)
+    gamma: float = 0.95  # discount
+    tau: float = 0.01  # soft target update rate
+    actor_lr: float = 1e-2  # Adam learning rate of the actors
+    critic_lr: float = 1e-2  # Adam learning rate of the critics
+    hidden: tuple = (64, 64)  # hidden layers of actors and critics
+    shared: bool = True  # one network with a one-hot agent id for all agents (else one per agent)
     temperature: float = 1.0  # Gumbel-softmax temperature (discrete actions)
-    logit_reg: float = 1e-3  # weight of mean(logits^2) in the actor loss (keeps logits bounded)
+    logit_reg: float = 1e-3  # weight of mean(logits^2) added to the actor loss (keeps logits bounded)
     exploration_noise: float = 0.1  # std of the Gaussian action noise (continuous actions)
-    max_grad_norm: float = 0.5  # gradient clipping for actors and critics (paper: 0.5)
-    opponent: Any = "heuristic"  # simple_tag: the prey's policy ("heuristic", "random", "noop" or a policy)
-    eval_every: int = 20_000  # env transitions between evaluations (0: only at the end)
-    eval_episodes: int = 100  # greedy evaluation episodes (mpe2's reset seeds eval_seed, ...)
+    max_grad_norm: float = 0.5  # gradient clipping of actors and critics
+    opponent: Any = "heuristic"  # simple_tag's prey: "heuristic", "random", "noop", or obs -> every agent's actions
+    eval_every: int = 20_000  # transitions between curve rows, each with an evaluation (0: one row at the end)
+    eval_episodes: int = 100  # greedy episodes per evaluation: mpe2's reset(seed=eval_seed + k), on the twin (0: none)
     eval_seed: int = 10_000  # first mpe2 reset seed of the evaluation episodes
     torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
-    progress: bool = True  # show a tqdm progress bar
 
 
 @dataclass
-class Evaluation:
-    """Episode returns of a policy: ``per_agent [episodes, N]`` (mpe2's agent order);
-    ``team`` ``[episodes]`` sums the agents in ``agents`` (the policy's learners)."""
+class Parts:
+    """The functions of notebook 04 that the loop calls (defaults: the references above)."""
 
-    per_agent: np.ndarray
-    agent_names: list
-    agents: list
-    team: np.ndarray = field(init=False)
-
-    def __post_init__(self):
-        idx = [self.agent_names.index(a) for a in self.agents]
-        self.team = self.per_agent[:, idx].sum(axis=1)
-
-    @property
-    def mean(self) -> float:
-        return float(self.team.mean())
-
-    @property
-    def sem(self) -> float:
-        return float(self.team.std(ddof=1) / np.sqrt(len(self.team))) if len(self.team) > 1 else float("nan")
-
-    def __repr__(self) -> str:
-        return f"Evaluation(team return {self.mean:.2f} ± {self.sem:.2f}, {len(self.team)} episodes)"
+    gumbel_softmax_st: Callable = gumbel_softmax_st
+    critic_td_target: Callable = critic_td_target
+    actor_loss: Callable = actor_loss
+    soft_update: Callable = soft_update
 
 
-class MADDPGPolicy:
-    """Trained decentralised actors as a policy on the twin or on mpe2.
+# =============================================================================
+# 4. Policies
+# =============================================================================
+class TeamPolicy(Policy):
+    """Plays the agents of ``team`` with :meth:`team_actions`, and the others (simple_tag's
+    prey) with ``opponent``: a callable ``obs [B, N, D] -> actions of every agent`` whose
+    team columns are replaced."""
 
-    ``act(obs [B, N, D]) -> actions`` for all N agents of the task (``[B, N]`` ints or
-    ``[B, N, 5]`` floats): the learners from their actors (greedy by default), the
-    other agents (simple_tag's prey) from ``opponent``.  ``policy({agent: obs})``
-    answers mpe2's parallel env with ``{agent: action}``.
-    """
-
-    def __init__(self, actor: Actor, task: str, agent_names: Sequence[str], learners: Sequence[int],
-                 obs_sizes: Sequence[int], continuous: bool, opponent: Any = None,
-                 deterministic: bool = True, seed: int | None = None):
-        self.actor, self.task = actor, task
-        self.agent_names = list(agent_names)
-        self.learners = [int(i) for i in learners]
-        self.obs_sizes = [int(s) for s in obs_sizes]
-        self.continuous = bool(continuous)
+    def __init__(self, agents: Sequence[str], obs_dim: int, team: Sequence[int], continuous: bool = False,
+                 opponent: Callable | None = None):
+        super().__init__(agents, obs_dim, team=team, continuous=continuous)
         self.opponent = opponent
-        self.deterministic = bool(deterministic)
-        self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed))
 
-    @property
-    def learner_names(self) -> list[str]:
-        return [self.agent_names[i] for i in self.learners]
+    def team_actions(self, obs: np.ndarray, greedy: bool = True) -> np.ndarray:
+        """Actions of the team only, ``[B, len(team)]`` (or ``[B, len(team), A]``)."""
+        raise NotImplementedError
 
-    def against(self, opponent: Any) -> "MADDPGPolicy":
-        """The same actors with another policy for the other agents (e.g. another prey)."""
-        other = copy.copy(self)
-        other.opponent = opponent
-        return other
-
-    def learner_actions(self, obs: np.ndarray) -> np.ndarray:
-        """Actions of the learned agents only: ``[B, L]`` or ``[B, L, 5]``."""
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(obs, dtype=np.float32)[:, self.learners, :self.actor.obs_dim])
-            out = self.actor(x)
-            if self.continuous:
-                return torch.sigmoid(out).numpy()
-            if self.deterministic:
-                return out.argmax(-1).numpy()
-            return torch.multinomial(F.softmax(out.reshape(-1, out.shape[-1]), -1), 1,
-                                     generator=self.generator).view(out.shape[:-1]).numpy()
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs, info=None, greedy=True):
         obs = np.asarray(obs, dtype=np.float32)
-        B, N = obs.shape[:2]
-        if self.opponent is not None and len(self.learners) < N:
+        if self.opponent is not None and len(self.team) < obs.shape[1]:
             actions = np.array(self.opponent(obs), copy=True)
-        elif self.continuous:
-            actions = np.zeros((B, N, 5), dtype=np.float32)
-        else:
-            actions = np.zeros((B, N), dtype=np.int64)
-        actions[:, self.learners] = self.learner_actions(obs)
+            actions[:, self.team] = self.team_actions(obs, greedy)
+            return actions
+        ours = self.team_actions(obs, greedy)
+        actions = np.zeros(obs.shape[:2] + ours.shape[2:], dtype=ours.dtype)
+        actions[:, self.team] = ours
         return actions
 
-    def __call__(self, obs: Any) -> Any:
-        if isinstance(obs, dict):  # mpe2 parallel env: {agent: obs} -> {agent: action}
-            from course_lib.envs.mpe_policies import act_on_agent_dict
 
-            return act_on_agent_dict(self.act, self.agent_names, obs, max(self.obs_sizes), self.continuous)
-        return self.act(obs)
+class MADDPGPolicy(TeamPolicy):
+    """The trained decentralised actors: each agent of the team acts on its own observation.
 
-    def __repr__(self) -> str:
-        return f"MADDPGPolicy({self.task!r}, learners={self.learner_names}, continuous={self.continuous})"
+    ``greedy=True``: ``argmax`` of the logits (discrete) or ``sigmoid`` (continuous);
+    ``greedy=False`` samples a discrete action from ``softmax(logits)`` with the policy's
+    own generator (a continuous actor is deterministic either way).
+    """
 
+    name = "maddpg"
 
-@dataclass
-class MADDPGResult:
-    """What :func:`train_maddpg` returns."""
+    def __init__(self, actor: Actor, agents: Sequence[str], team: Sequence[int], obs_dim: int,
+                 continuous: bool = False, opponent: Callable | None = None, seed: int = 0):
+        super().__init__(agents, obs_dim, team, continuous, opponent)
+        self.actor = actor
+        self.generator = torch.Generator().manual_seed(int(seed))
 
-    curve: pd.DataFrame  # one row per evaluation: step, eval_return, episode_return, losses, sps, seed, method
-    policy: MADDPGPolicy  # the trained actors (greedy), ready for act(obs) or mpe2
-    actor: Actor
-    critic: Critic
-    config: MADDPGConfig
-    seed: int
-    steps_per_s: float  # env transitions per wall-clock second, acting and learning (evaluations excluded)
-    wall_s: float  # wall-clock seconds of the whole call, evaluations included
-
-    @property
-    def final_return(self) -> float:
-        """Evaluation team return at the last logged step."""
-        return float(self.curve["eval_return"].iloc[-1])
-
-
-def make_env(task: Any, num_envs: int, continuous_actions: bool = False, seed: int | None = None):
-    """A batched twin: ``task`` is a registry name ("simple_spread_v3", "simple_tag_v3"),
-    a maker ``f(num_envs) -> env``, or an env (returned as is)."""
-    from course_lib.envs.mpe import mpe_registry
-
-    if isinstance(task, str):
-        registry = mpe_registry()
-        if task not in registry:
-            raise ValueError(f"unknown MPE task {task!r}; choose from {sorted(registry)}")
-        return registry[task][1](num_envs, continuous_actions=continuous_actions, seed=seed)
-    if hasattr(task, "num_envs") and hasattr(task, "step"):
-        return task
-    if callable(task):
-        return task(num_envs)
-    raise TypeError(f"expected a task name, a maker or a batched env; got {type(task).__name__}")
+    def team_actions(self, obs, greedy=True):
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)[:, self.team, :self.actor.obs_dim])
+        with torch.no_grad():
+            out = self.actor(x)
+        if self.continuous:
+            return torch.sigmoid(out).numpy()
+        if greedy:
+            return out.argmax(-1).numpy()
+        probs = F.softmax(out.reshape(-1, out.shape[-1]), -1)
+        return torch.multinomial(probs, 1, generator=self.generator).view(out.shape[:-1]).numpy()
 
 
-def _learners(env) -> list[int]:
-    """The agents MADDPG trains: all (spread) or the adversaries (simple_tag's predators)."""
-    if getattr(env, "name", "") == "simple_tag_v3":
+class _ReferenceTeam(TeamPolicy):
+    def __init__(self, reference: Policy, team: Sequence[int], opponent: Callable | None):
+        super().__init__(reference.agents, reference.obs_dim, team, reference.continuous, opponent)
+        self.reference, self.name = reference, reference.name
+
+    def team_actions(self, obs, greedy=True):
+        return np.asarray(self.reference.act(obs))[:, self.team]
+
+
+def team_of(env) -> list[int]:
+    """The agents MADDPG trains: every agent, or simple_tag's adversaries (the predators)."""
+    if env.name == "simple_tag_v3":
         return [int(i) for i in np.flatnonzero(env.is_adversary)]
     return list(range(env.num_agents))
 
@@ -443,330 +335,193 @@ def _learners(env) -> list[int]:
 def _opponent(env, spec: Any, seed: int):
     if spec is None or callable(spec):
         return spec
-    from course_lib.envs.mpe_policies import make_policy
+    from course_lib.envs.policies import make_policy
 
     return make_policy(str(spec), env, seed=seed)
 
 
-class _Replay:
-    """Replay of joint transitions of the learners, kept as torch tensors (no copies when sampling)."""
+def reference_policy(kind: str, task: Any = "simple_tag_v3", opponent: Any = "heuristic", seed: int = 0) -> Policy:
+    """The reference policy ``kind`` ("random", "noop", "heuristic") for the agents MADDPG
+    trains on ``task``, the others (simple_tag's prey) playing ``opponent``: the floor and
+    ceiling lines beside the predators' curves (``evaluate(reference_policy("noop"), task)``).
+    Where MADDPG trains every agent (simple_spread) this is just the reference policy."""
+    from course_lib.envs.policies import make_policy
+    from course_lib.tasks import task as make_task
 
-    def __init__(self, capacity: int, n: int, obs_dim: int, n_actions: int):
-        self.capacity, self.pos, self.size = int(capacity), 0, 0
-        self.obs = torch.zeros(capacity, n, obs_dim)
-        self.next_obs = torch.zeros(capacity, n, obs_dim)
-        self.actions = torch.zeros(capacity, n, n_actions)
-        self.rewards = torch.zeros(capacity, n)
-        self.dones = torch.zeros(capacity, n)
-
-    def add(self, obs, actions, rewards, next_obs, dones) -> None:
-        k = obs.shape[0]
-        idx = (self.pos + torch.arange(k)) % self.capacity
-        for buf, value in ((self.obs, obs), (self.actions, actions), (self.rewards, rewards),
-                           (self.next_obs, next_obs), (self.dones, dones)):
-            buf[idx] = torch.as_tensor(value, dtype=torch.float32)
-        self.pos = int((self.pos + k) % self.capacity)
-        self.size = min(self.size + k, self.capacity)
-
-    def sample(self, batch_size: int, generator: torch.Generator):
-        idx = torch.randint(0, self.size, (batch_size,), generator=generator)
-        return self.obs[idx], self.actions[idx], self.rewards[idx], self.next_obs[idx], self.dones[idx]
+    env = make_task(task).batched(1)
+    team, reference = team_of(env), make_policy(kind, env, seed=seed)
+    if len(team) == env.num_agents:
+        return reference
+    return _ReferenceTeam(reference, team, _opponent(env, opponent, seed))
 
 
-def train_maddpg(task: Any = "simple_spread_v3", config: MADDPGConfig | None = None, seed: int = 0,
-                 total_steps: int = 200_000, eval_every: int | None = None,
-                 on_log: Callable[[dict], None] | None = None, **overrides) -> MADDPGResult:
-    """Train MADDPG (``critic="centralised"``) or IDDPG (``critic="independent"``).
+# =============================================================================
+# 5. The learner
+# =============================================================================
+def gumbel_noise(shape, generator: torch.Generator) -> torch.Tensor:
+    """Gumbel(0, 1) noise ``-log(-log u)`` drawn from ``generator`` (so that runs repeat)."""
+    u = torch.rand(shape, generator=generator).clamp(1e-10, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
 
-    ``task``: "simple_spread_v3" / "simple_tag_v3" (the batched twins of
-    ``course_lib.envs.mpe``), a maker ``f(num_envs)`` or a batched env.
-    ``total_steps`` counts environment transitions (``num_envs`` per batched step),
-    the unit of the 200k-step results.  Keyword ``overrides`` replace config fields.
 
-    Each batched step: the learners act on their own observations (Gumbel-softmax
-    samples or noisy deterministic actions; uniform random for the first
-    ``learning_starts`` transitions), the transitions go to the replay, then
-    ``gradient_steps`` updates of critics (TD on :func:`critic_td_target`), actors
-    (:func:`actor_loss`) and targets (:func:`soft_update`).  Episodes end at mpe2's
-    time limit (25 steps); the time is not in the observation, so the critic
-    bootstraps through the limit (a truncation, not a terminal state).
+class MADDPG(learning.Learner):
+    name = "maddpg"
+    description = "MADDPG (IDDPG: critic='independent'), decentralised actors, centralised critics on MPE (notebook 04)"
+    Config = Config
+    Parts = Parts
 
-    Every ``eval_every`` transitions the greedy actors play ``eval_episodes`` episodes
-    that are exactly mpe2's ``reset(seed=eval_seed + k)`` episodes (on the twin).
-    ``curve`` columns: ``step``, ``eval_return`` (team return of the learners, mean
-    over episodes), ``eval_sem``, ``episode_return`` (training episodes since the
-    last row, exploring), ``loss/critic``, ``loss/actor``, ``q`` (mean Q of the
-    batch), ``sps``, ``seed``, ``method`` ("MADDPG"/"IDDPG").  ``on_log(row)`` is called
-    with every row as it is logged.
-    Taught in notebooks/04_maddpg.
-    """
-    from tqdm.auto import tqdm
+    def __init__(self, task, config: Config, parts: Parts):
+        super().__init__(task, config, parts)
+        cfg = config
+        if cfg.critic not in ("centralised", "independent"):
+            raise ValueError(f"critic must be 'centralised' (MADDPG) or 'independent' (IDDPG), got {cfg.critic!r}")
+        if not task.is_mpe:
+            raise ValueError(f"MADDPG trains on the MPE tasks (simple_spread_v3, simple_tag_v3), not {task}")
+        self.seed_torch()
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # exploration noise and replay sampling
+        self.env = env = task.batched(cfg.num_envs, seed=cfg.seed)
+        self.continuous = bool(env.continuous_actions)
+        self.team = team_of(env)
+        self.opponent = _opponent(env, cfg.opponent, cfg.seed) if len(self.team) < env.num_agents else None
+        L, D, A = len(self.team), env.obs_dim, env.n_actions
+        self.actor = Actor(L, D, A, cfg.hidden, cfg.shared, self.continuous)
+        self.critic = Critic(L, D, A, cfg.hidden, cfg.shared, centralised=cfg.critic == "centralised")
+        self.target_actor, self.target_critic = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        for p in [*self.target_actor.parameters(), *self.target_critic.parameters()]:
+            p.requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.buffer = ReplayBuffer(cfg.buffer_size, L, D, action_dim=A)  # the team's joint transitions
+        self.obs, _ = env.reset(seed=cfg.seed)
+        self.since_log: dict[str, list] = {"returns": [], "critic": [], "actor": [], "q": []}
 
-    cfg = replace(config or MADDPGConfig(), **overrides)
-    if eval_every is not None:
-        cfg = replace(cfg, eval_every=int(eval_every))
-    if cfg.critic not in ("centralised", "independent"):
-        raise ValueError(f"critic must be 'centralised' (MADDPG) or 'independent' (IDDPG), got {cfg.critic!r}")
-    method = "MADDPG" if cfg.critic == "centralised" else "IDDPG"
-    if cfg.torch_threads is not None:
-        torch.set_num_threads(int(cfg.torch_threads))
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-
-    env = make_env(task, cfg.num_envs, cfg.continuous_actions, seed=seed)
-    if getattr(env, "continuous_actions", False) != cfg.continuous_actions:
-        raise ValueError(f"the env's continuous_actions={env.continuous_actions} differs from the config's "
-                         f"{cfg.continuous_actions}")
-    eval_env = type(env)(min(cfg.eval_episodes, 100), **_env_kwargs(env)) if cfg.eval_episodes else None
-    B, D, A = env.num_envs, env.obs_dim, env.n_actions
-    learners = _learners(env)
-    L = len(learners)
-    opponent = _opponent(env, cfg.opponent, seed) if L < env.num_agents else None
-
-    actor = Actor(L, D, A, cfg.hidden, cfg.shared, cfg.continuous_actions)
-    critic = Critic(L, D, A, cfg.hidden, cfg.shared, centralised=cfg.critic == "centralised")
-    target_actor, target_critic = copy.deepcopy(actor), copy.deepcopy(critic)
-    for p in list(target_actor.parameters()) + list(target_critic.parameters()):
-        p.requires_grad_(False)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
-    replay = _Replay(cfg.buffer_size, L, D, A)
-    policy = MADDPGPolicy(actor, env.name, env.agent_names, learners, env.obs_sizes,
-                          cfg.continuous_actions, opponent)
-
-    def target_policy(o):
-        return greedy_actions(target_actor, o)
-
-    def evaluate() -> Evaluation:
-        return evaluate_on_twin(policy, cfg.eval_episodes, seed=cfg.eval_seed, env=eval_env)
-
-    rows: list[dict] = []
-    returns: list[float] = []
-    critic_losses: list[float] = []
-    actor_losses: list[float] = []
-    qs: list[float] = []
-    obs, _ = env.reset(seed=seed)
-    iterations = -(-int(total_steps) // B)
-    every = max(int(cfg.eval_every) // B, 1) if cfg.eval_every else iterations
-    start = time.perf_counter()
-    eval_time = 0.0
-    bar = tqdm(range(1, iterations + 1), desc=f"{method} {env.name} seed {seed}", disable=not cfg.progress,
-               mininterval=2.0, leave=False)
-    for it in bar:
-        steps = it * B
-        # ---- act: each learner on its own observation
-        own_obs = torch.as_tensor(obs[:, learners])
-        if (it - 1) * B < cfg.learning_starts:
-            if cfg.continuous_actions:
-                act_vec = torch.rand(B, L, A, generator=gen)
-            else:
-                act_vec = F.one_hot(torch.randint(0, A, (B, L), generator=gen), A).float()
-        else:
-            with torch.no_grad():
-                out = actor(own_obs)
-                if cfg.continuous_actions:
-                    noise = cfg.exploration_noise * torch.randn(out.shape, generator=gen)
-                    act_vec = (torch.sigmoid(out) + noise).clamp(0.0, 1.0)
-                else:
-                    u = torch.rand(out.shape, generator=gen).clamp(1e-10, 1.0 - 1e-7)
-                    act_vec = gumbel_softmax_st(out, cfg.temperature, noise=-torch.log(-torch.log(u)))
-        if opponent is not None:
-            env_actions = np.array(opponent(obs), copy=True)
-        else:
-            env_actions = np.zeros((B, env.num_agents, A) if cfg.continuous_actions else (B, env.num_agents),
-                                   dtype=np.float32 if cfg.continuous_actions else np.int64)
-        env_actions[:, learners] = act_vec.numpy() if cfg.continuous_actions else act_vec.argmax(-1).numpy()
-        next_obs, rewards, terminations, _, info = env.step(env_actions)
-        final_obs = info["final_obs"][:, learners]
-        replay.add(own_obs, act_vec, rewards[:, learners], final_obs, terminations[:, learners])
-        if info["done"].any():
-            returns.extend(info["episode_return"][info["done"]][:, learners].sum(axis=1).tolist())
-        obs = next_obs
-
-        # ---- learn: centralised critics, decentralised actors
-        if steps >= cfg.learning_starts and replay.size >= cfg.batch_size and it % cfg.train_every == 0:
+    def iterate(self) -> None:
+        """One batched step of every environment, then learn and log when due."""
+        self.collect()
+        cfg = self.config
+        it = self.step // cfg.num_envs  # batched steps so far
+        if self.step >= cfg.learning_starts and self.buffer.size >= cfg.batch_size and it % cfg.train_every == 0:
             for _ in range(cfg.gradient_steps):
-                o, a, r, o2, d = replay.sample(cfg.batch_size, gen)
-                y = critic_td_target(r, o2, d, target_policy, target_critic, cfg.gamma)
-                q = critic(o, a)
-                c_loss = F.mse_loss(q, y)
-                critic_opt.zero_grad()
-                c_loss.backward()
-                nn.utils.clip_grad_norm_(critic.parameters(), cfg.max_grad_norm)
-                critic_opt.step()
+                self.learn()
+        if (cfg.eval_every and it % max(cfg.eval_every // cfg.num_envs, 1) == 0) or self.done:
+            self.log_block()
 
-                out = actor(o)
-                if cfg.continuous_actions:
-                    new_a = torch.sigmoid(out)
-                else:
-                    uu = torch.rand(out.shape, generator=gen).clamp(1e-10, 1.0 - 1e-7)
-                    new_a = gumbel_softmax_st(out, cfg.temperature, noise=-torch.log(-torch.log(uu)))
-                critic.requires_grad_(False)  # the actor step leaves the critic alone
-                # = actor_loss(critic, o, a, new_a), in one critic pass
-                a_loss = -critic.own_action_values(o, a, new_a).mean() + cfg.logit_reg * (out ** 2).mean()
-                critic.requires_grad_(True)
-                actor_opt.zero_grad()
-                a_loss.backward()
-                nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
-                actor_opt.step()
+    # ---- collect: each agent of the team acts on its own observation
+    def collect(self) -> None:
+        team_obs = torch.as_tensor(self.obs[:, self.team])
+        actions = self.explore(team_obs)  # [B, L, A]: one-hot (discrete) or in [0, 1] (continuous)
+        next_obs, rewards, terms, _, info = self.env.step(self.env_actions(actions))
+        # final_obs: the true next obs of finished episodes; mpe2's 25-step limit is a truncation
+        # (the time is not observed), so dones stay 0 and the critic bootstraps through it
+        self.buffer.add(team_obs, actions, rewards[:, self.team], info["final_obs"][:, self.team],
+                        terms[:, self.team])
+        self.obs = next_obs
+        self.step += self.env.num_envs
+        done = info["done"]
+        if done.any():
+            self.episode += int(done.sum())
+            self.since_log["returns"].extend(info["episode_return"][done][:, self.team].sum(axis=1).tolist())
 
-                soft_update(target_critic, critic, cfg.tau)
-                soft_update(target_actor, actor, cfg.tau)
-                critic_losses.append(c_loss.item())
-                actor_losses.append(a_loss.item())
-                qs.append(q.detach().mean().item())
-
-        # ---- evaluate and log
-        if it % every == 0 or it == iterations:
-            t0 = time.perf_counter()
-            ev = evaluate() if eval_env is not None else None
-            eval_time += time.perf_counter() - t0
-            elapsed = time.perf_counter() - start - eval_time
-            rows.append({
-                "step": steps,
-                "eval_return": ev.mean if ev else np.nan,
-                "eval_sem": ev.sem if ev else np.nan,
-                "episode_return": float(np.mean(returns)) if returns else np.nan,
-                "loss/critic": float(np.mean(critic_losses)) if critic_losses else np.nan,
-                "loss/actor": float(np.mean(actor_losses)) if actor_losses else np.nan,
-                "q": float(np.mean(qs)) if qs else np.nan,
-                "sps": steps / max(elapsed, 1e-9),
-                "seed": seed,
-                "method": method,
-            })
-            bar.set_postfix(eval=f"{rows[-1]['eval_return']:.1f}", refresh=False)
-            if on_log is not None:
-                on_log(rows[-1])
-            returns, critic_losses, actor_losses, qs = [], [], [], []
-    bar.close()
-    wall = time.perf_counter() - start
-    curve = pd.DataFrame(rows)
-    sps = iterations * B / max(wall - eval_time, 1e-9)
-    return MADDPGResult(curve, policy, actor, critic, cfg, seed, float(sps), float(wall))
-
-
-# CleanRL-style names for the same objects
-Config = MADDPGConfig
-train = train_maddpg
-
-
-def _env_kwargs(env) -> dict:
-    """Constructor settings of a batched MPE twin (to build an evaluation twin like it)."""
-    kw = dict(continuous_actions=env.continuous_actions, max_cycles=env.max_cycles)
-    if env.name == "simple_spread_v3":
-        kw.update(N=env.N, local_ratio=env.local_ratio)
-    elif env.name == "simple_tag_v3":
-        kw.update(num_good=env.num_good, num_adversaries=env.num_adversaries, num_obstacles=env.num_obstacles)
-    return kw
-
-
-# =============================================================================
-# 4. Evaluation
-# =============================================================================
-def _task_env_for(policy: Any, task: str | None, continuous: bool | None):
-    task = task or getattr(policy, "task", None)
-    if task is None:
-        raise ValueError("say which task to evaluate on: task='simple_spread_v3' or 'simple_tag_v3'")
-    continuous = getattr(policy, "continuous", False) if continuous is None else continuous
-    return task, bool(continuous)
-
-
-def _learner_names(policy: Any, names: list[str]) -> list[str]:
-    return list(getattr(policy, "learner_names", names))
-
-
-def evaluate_on_twin(policy: Any, episodes: int = 100, seed: int = 0, env=None, *, task: str | None = None,
-                     continuous: bool | None = None) -> Evaluation:
-    """Team return of ``policy`` on the batched twin, on exactly mpe2's episodes
-    ``reset(seed=seed), reset(seed=seed + 1), ...`` (25 steps each); ``policy.act`` or
-    ``policy(obs [B, N, D])`` gives all agents' actions.  Fast: 100 episodes at once."""
-    from course_lib.envs.mpe_policies import evaluate_vec
-
-    if env is None:
-        task, continuous = _task_env_for(policy, task, continuous)
-        env = make_env(task, min(int(episodes), 100), continuous)
-    act = getattr(policy, "act", policy)
-    per_agent = evaluate_vec(env, act, int(episodes), seed=int(seed), mpe2_seeds=True)
-    return Evaluation(per_agent, list(env.agent_names), _learner_names(policy, list(env.agent_names)))
-
-
-def evaluate_on_mpe2(policy: Any, episodes: int = 100, seed: int = 0, *, task: str | None = None,
-                     continuous: bool | None = None) -> Evaluation:
-    """Team return of ``policy`` on mpe2's own parallel env (``reset(seed=seed + k)``,
-    25 steps, summed over the learners and steps).  ``policy({agent: obs})`` must
-    return ``{agent: action}`` (a :class:`MADDPGPolicy` or ``mpe_policies.MPEPolicy``)."""
-    import warnings
-
-    from course_lib.envs.mpe import mpe_registry
-    from course_lib.envs.mpe_policies import evaluate_mpe2
-
-    task, continuous = _task_env_for(policy, task, continuous)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = mpe_registry()[task][0](continuous_actions=continuous)
-        per_agent = evaluate_mpe2(env, policy, int(episodes), seed=int(seed))
-    names = list(env.possible_agents)
-    env.close()
-    return Evaluation(per_agent, names, _learner_names(policy, names))
-
-
-def reference_returns(task: str = "simple_spread_v3", episodes: int = 100, seed: int = 0,
-                      continuous: bool = False, opponent: Any = "heuristic", on: str = "twin") -> dict:
-    """Team returns of the reference policies (random, no-op, heuristic) for the learners
-    of ``task`` -- the floor and ceiling lines of the learning curves -- as
-    ``{kind: Evaluation}``; ``on="mpe2"`` runs mpe2 itself, ``"twin"`` the same episodes
-    on the twin.  On simple_tag the prey plays ``opponent`` in every line."""
-    from course_lib.envs.mpe_policies import make_policy
-
-    env = make_env(task, min(int(episodes), 100), continuous)
-    learners = _learners(env)
-    opp = _opponent(env, opponent, seed) if len(learners) < env.num_agents else None
-    out = {}
-    for kind in ("random", "noop", "heuristic"):
-        ref = make_policy(kind, env, seed=seed)
-        joint = _Joint(ref, opp, learners, [env.agent_names[i] for i in learners], env.agent_names, env.obs_sizes)
-        if on == "mpe2":
-            out[kind] = evaluate_on_mpe2(joint, episodes, seed, task=task, continuous=continuous)
-        else:
-            out[kind] = evaluate_on_twin(joint, episodes, seed, env=env)
-    return out
-
-
-class _Joint:
-    """A reference policy for the learners, ``opponent`` for the others (batched or mpe2 dicts)."""
-
-    def __init__(self, policy, opponent, learners, learner_names, agent_names, obs_sizes):
-        self.policy, self.opponent, self.learners = policy, opponent, learners
-        self.learner_names, self.agent_names = learner_names, list(agent_names)
-        self.obs_sizes = [int(s) for s in obs_sizes]
-
-    def act(self, obs):
-        actions = np.array(self.policy.act(obs), copy=True)
-        if self.opponent is not None:
-            other = np.asarray(self.opponent(obs))
-            mask = np.ones(actions.shape[1], dtype=bool)
-            mask[self.learners] = False
-            actions[:, mask] = other[:, mask]
+    def explore(self, team_obs: torch.Tensor) -> torch.Tensor:
+        """Uniform random actions for the first ``learning_starts`` transitions, then the actors'
+        Gumbel-softmax samples (discrete) or ``sigmoid`` plus Gaussian noise (continuous)."""
+        cfg = self.config
+        B, L, A = team_obs.shape[0], len(self.team), self.env.n_actions
+        if self.step < cfg.learning_starts:
+            if self.continuous:
+                return torch.rand(B, L, A, generator=self.generator)
+            return F.one_hot(torch.randint(0, A, (B, L), generator=self.generator), A).float()
+        with torch.no_grad():
+            out = self.actor(team_obs)
+            if self.continuous:
+                noise = cfg.exploration_noise * torch.randn(out.shape, generator=self.generator)
+                return (torch.sigmoid(out) + noise).clamp(0.0, 1.0)
+            # the noise is drawn from a copy, kept once the part has returned: nothing of this step has
+            # happened when a Ctrl-C stops the part, so the checkpoint resumes exactly
+            gen = copy.deepcopy(self.generator)
+            actions = self.parts.gumbel_softmax_st(out, cfg.temperature, noise=gumbel_noise(out.shape, gen))
+        self.generator = gen
         return actions
 
-    def __call__(self, obs):
-        if not isinstance(obs, dict):
-            return self.act(obs)
-        batch = np.zeros((1, len(self.agent_names), max(self.obs_sizes)), dtype=np.float32)
-        for i, name in enumerate(self.agent_names):
-            if name in obs:
-                batch[0, i, :len(obs[name])] = obs[name]
-        acts = self.act(batch)[0]
-        if acts.ndim == 2:
-            return {n: acts[i].astype(np.float32) for i, n in enumerate(self.agent_names) if n in obs}
-        return {n: int(acts[i]) for i, n in enumerate(self.agent_names) if n in obs}
+    def env_actions(self, actions: torch.Tensor) -> np.ndarray:
+        """Every agent's action for the env: the team's from ``actions``, the others' from the opponent."""
+        env = self.env
+        if self.opponent is not None:
+            joint = np.array(self.opponent(self.obs), copy=True)
+        elif self.continuous:
+            joint = np.zeros((env.num_envs, env.num_agents, env.n_actions), dtype=np.float32)
+        else:
+            joint = np.zeros((env.num_envs, env.num_agents), dtype=np.int64)
+        joint[:, self.team] = actions.numpy() if self.continuous else actions.argmax(-1).numpy()
+        return joint
+
+    # ---- learn: centralised critics, decentralised actors, trailing targets
+    def learn(self) -> None:
+        cfg = self.config
+        batch = self.buffer.sample(cfg.batch_size, self.generator)
+        obs, actions = batch["obs"], batch["actions"]
+        critic_loss, q = self.update_critics(obs, actions, batch["rewards"], batch["next_obs"], batch["dones"])
+        actor_loss_value = self.update_actors(obs, actions)
+        self.parts.soft_update(self.target_critic, self.critic, cfg.tau)
+        self.parts.soft_update(self.target_actor, self.actor, cfg.tau)
+        for key, value in (("critic", critic_loss), ("actor", actor_loss_value), ("q", q)):
+            self.since_log[key].append(value)
+
+    def target_policy(self, obs: torch.Tensor) -> torch.Tensor:
+        """The target actors' deterministic actions, each on its own observation (``mu'`` of the TD target)."""
+        return greedy_actions(self.target_actor, obs)
+
+    def update_critics(self, obs, actions, rewards, next_obs, dones) -> tuple[float, float]:
+        """One step on ``mean (Q_i(x, a) - y_i)^2``; returns the loss and the mean Q."""
+        cfg = self.config
+        y = self.parts.critic_td_target(rewards, next_obs, dones, self.target_policy, self.target_critic, cfg.gamma)
+        q = self.critic(obs, actions)
+        loss = F.mse_loss(q, torch.as_tensor(y, dtype=q.dtype))
+        self.critic_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        self.critic_opt.step()
+        return loss.item(), q.detach().mean().item()
+
+    def update_actors(self, obs, actions) -> float:
+        """One step on ``actor_loss``: each actor through its own critic, the others' actions from the buffer."""
+        cfg = self.config
+        out = self.actor(obs)
+        if self.continuous:
+            new_actions = torch.sigmoid(out)
+        else:
+            new_actions = self.parts.gumbel_softmax_st(out, cfg.temperature,
+                                                       noise=gumbel_noise(out.shape, self.generator))
+        self.critic.requires_grad_(False)  # the actor step leaves the critic alone
+        try:
+            loss = self.parts.actor_loss(self.critic, obs, actions, new_actions) + cfg.logit_reg * (out ** 2).mean()
+        finally:
+            self.critic.requires_grad_(True)
+        self.actor_opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+        self.actor_opt.step()
+        return loss.item()
+
+    # ---- log: the greedy actors on fixed evaluation episodes
+    def log_block(self) -> None:
+        cfg = self.config
+        ev = evaluate(self.policy(), self.task, cfg.eval_episodes, seed=cfg.eval_seed) if cfg.eval_episodes else None
+        mean = learning.mean_or_nan
+        s = self.since_log
+        self.log(train_return=mean(s["returns"]), eval_return=ev.mean if ev else np.nan,
+                 **{"loss/critic": mean(s["critic"]), "loss/actor": mean(s["actor"])},
+                 eval_sem=ev.sem if ev else np.nan, q=mean(s["q"]))
+        self.since_log = {k: [] for k in s}
+
+    def policy(self) -> MADDPGPolicy:
+        env = self.env
+        return MADDPGPolicy(self.actor, env.agent_names, self.team, env.obs_dim, self.continuous, self.opponent,
+                            seed=self.config.seed)
 
 
-def config_dict(config: MADDPGConfig) -> dict:
-    """The config as a JSON-friendly dict (the opponent by name)."""
-    d = asdict(config)
-    if not isinstance(d["opponent"], (str, type(None))):
-        d["opponent"] = repr(d["opponent"])
-    d["hidden"] = list(d["hidden"])
-    return d
+def train(task: Any = "simple_spread_v3", config: Config | None = None, parts: Any = None,
+          **run_options) -> learning.Run:
+    """Train MADDPG (or IDDPG, ``Config(critic="independent")``) on an MPE task; see
+    :func:`course_lib.learning.train` for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(MADDPG, task, config, parts, **run_options)

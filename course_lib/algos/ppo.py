@@ -1,89 +1,60 @@
-"""Independent PPO (IPPO) for groups of agents on the batched course environments.
+"""Independent PPO (IPPO): every agent learns its own policy and value from its own reward.
 
-Taught in notebooks/07_method_i (students write :func:`gae` and
-:func:`clipped_surrogate`); used by notebooks/08_self_play (predators vs prey).
-Read top to bottom:
+Taught in notebooks/07_method_i, where students write the two parts this loop calls;
+used by notebooks/08_self_play (predators against prey).  One PPO update::
 
-1. the two functions students write -- :func:`gae` (generalised advantage
-   estimation, Schulman et al. 2016) and :func:`clipped_surrogate` (PPO's clipped
-   policy loss, Schulman et al. 2017);
-2. agent groups -- :class:`Group` and :func:`groups_of`: the agents that share one
-   observation layout, action space and learner (simple_spread: one group of 3;
-   simple_tag: ``"adversary"`` and ``"agent"``, whose observation sizes differ);
-3. networks -- :class:`ActorCritic`: per agent an encoder ``f(o) -> m`` (the latent),
-   a policy head and a value head on ``m``; either one set of weights per agent
-   (independent) or one set shared by the group (with a one-hot agent id), all agents
-   in one batched matmul (:class:`AgentLinear`).  Discrete actions use a categorical
-   head; continuous ones a Gaussian whose log-std is a state-independent parameter,
-   kept in ``log_std_bounds`` by projection after every optimiser step;
-4. :class:`PPOAgent` -- a group's network with ``act(obs)``, usable as a frozen policy
-   (``agent.frozen()``) against opponents; :class:`TeamPolicy` puts groups (learners,
-   frozen agents or any callables) together into one policy for a batched twin or
-   mpe2's dict API;
-5. :class:`Config` and :func:`train` -- rollouts of ``rollout_len`` steps on every
-   environment of the batch, GAE, several epochs of minibatch updates with the
-   clipped surrogate, value loss and entropy bonus, linear learning-rate annealing.
-   ``opponents={"agent": policy}`` trains the other groups while that group's
-   actions come from ``policy``; ``agents=`` continues training given learners;
-   ``extension=`` adds losses and logging (Method I, :mod:`course_lib.algos.la_ippo`);
-   :func:`twin_evaluator` makes the usual ``eval_fn`` (mpe2's evaluation episodes on the
-   batched twin) and :func:`evaluate` plays a policy on a twin or on mpe2 itself.
+    rollout:     rollout_len steps of every environment with the current policies
+    advantages:  A = gae(r, V, done, V(o_last), gamma, lambda);  value targets R = A + V
+    update:      epochs x minibatches of gradient steps on
+                 clipped_surrogate(log pi(a|o), log pi_old(a|o), A, clip)
+                 + vf_coef * 1/2 (V(o) - R)^2 - ent_coef * entropy
+    log:         a curve row every log_every environment steps (an evaluation every eval_every)
 
-Group API (stable; notebooks/08 relies on it)::
+Read top to bottom: the two functions students write (:func:`gae`, :func:`clipped_surrogate`);
+agent groups (:class:`Group`: the agents that share an observation layout and a learner --
+simple_spread has one group of 3, simple_tag ``"adversary"`` and ``"agent"``); the network
+(:class:`ActorCritic`: per agent an encoder ``f(o) -> m``, the latent, with a policy head and a
+value head on ``m``); the policies (:class:`PPOAgent`, one group's learner; :class:`TeamPolicy`,
+groups put together); then :class:`Config`, :class:`Parts` and the learner :class:`IPPO`.
+Method I (:mod:`course_lib.algos.la_ippo`) is this learner with one more loss.
 
-    env = SimpleTagVec(64)
-    df, agents = train(env, Config(total_steps=200_000), return_agents=True)
-    prey = agents["agent"].frozen()                       # a fixed policy
-    df, agents = train(env, cfg, agents={"adversary": agents["adversary"]},
-                       opponents={"agent": prey}, return_agents=True)
-    actions = agents["adversary"].act(obs)               # obs [B, N, D] -> [B, 3] (group's agents)
-    team = TeamPolicy(env, agents["adversary"], prey)     # full actions [B, N] / mpe2 dicts
+    run = ppo.train("simple_spread_v3", ppo.Config(seed=0), parts=ppo.Parts(gae=my_gae))
+    run.curve, run.policy, evaluate(run.policy, "simple_spread_v3", on="mpe2")
 
-Every environment step of the batch counts ``num_envs`` environment steps (joint
-transitions), as mpe2 counts one joint step per ``step()``.
-
-Speed (one CPU thread): training keeps each agent's samples contiguous (agent-major
-``[n, M, ...]`` tensors, ``major=True`` in :class:`ActorCritic`), evaluates both heads in
-one matmul and samples categorical actions by Gumbel-max; ``sps_cpu`` in the log is
-environment steps per CPU second of the process, the honest figure on a shared machine.
+``step`` counts environment steps summed over the ``num_envs`` environments (one joint
+transition each, as mpe2 counts a ``step()``).  The CPU speed tricks the loop relies on
+(agent-major tensors, fused heads, closed-form sampling) live in
+:mod:`course_lib.algos.ppo_fast`.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import random
 import time
-from collections import deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-__all__ = [
-    "gae",
-    "clipped_surrogate",
-    "Group",
-    "groups_of",
-    "AgentLinear",
-    "ActorCritic",
-    "PPOAgent",
-    "TeamPolicy",
-    "Config",
-    "Extension",
-    "train",
-    "twin_evaluator",
-    "evaluate",
-    "LOG_STD_BOUNDS",
-]
+from course_lib import learning
+from course_lib.algos import ppo_fast
+from course_lib.evaluation import evaluate
+from course_lib.nets import AgentLinear, from_major, to_major
+from course_lib.policy import Policy
+
+__all__ = ["gae", "clipped_surrogate", "Group", "groups_of", "ActorCritic", "PPOAgent", "FrozenPolicy",
+           "TeamPolicy", "Config", "Parts", "IPPO", "train", "make_agent", "rollback_on_interrupt", "LOG_STD_BOUNDS"]
 
 LOG_STD_BOUNDS = (-2.0, 0.5)  # Method I's clamp: std between 0.14 and 1.65
 
 
 # =============================================================================
-# 1. The functions students write
+# The functions students write
 # =============================================================================
 def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor,
         last_values: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
@@ -129,7 +100,7 @@ def clipped_surrogate(new_log_prob: torch.Tensor, old_log_prob: torch.Tensor,
 
 
 # =============================================================================
-# 2. Groups of agents
+# Groups of agents
 # =============================================================================
 @dataclass(frozen=True)
 class Group:
@@ -151,79 +122,29 @@ class Group:
         return len(self.agents)
 
 
-def groups_of(env: Any, split: Mapping[str, Sequence[int]] | None = None) -> list[Group]:
-    """The agent groups of a batched twin.
-
-    Default: agents with the same name prefix (``adversary_0`` -> ``"adversary"``)
-    form a group, so simple_spread has one group ``"agent"`` of 3 and simple_tag has
-    ``"adversary"`` (3 predators) and ``"agent"`` (the prey).  ``split`` names the
-    groups explicitly: ``{"a": [0], "b": [1, 2]}`` (each agent in exactly one group).
-    """
-    names = list(env.agent_names)
-    if split is None:
-        split = {}
-        for i, name in enumerate(names):
-            split.setdefault(name.rsplit("_", 1)[0], []).append(i)
-    seen = sorted(i for idx in split.values() for i in idx)
-    if seen != list(range(len(names))):
-        raise ValueError(f"groups must cover every agent 0..{len(names) - 1} exactly once; got {dict(split)}")
+def groups_of(env: Any) -> list[Group]:
+    """The agent groups of a batched MPE twin: agents with the same name prefix
+    (``adversary_0`` -> ``"adversary"``), so simple_spread has one group ``"agent"`` of 3
+    and simple_tag ``"adversary"`` (3 predators) and ``"agent"`` (the prey)."""
+    split: dict[str, list[int]] = {}
+    for i, name in enumerate(env.agent_names):
+        split.setdefault(name.rsplit("_", 1)[0], []).append(i)
     groups = []
     for gname, idx in split.items():
-        idx = tuple(int(i) for i in idx)
         sizes = {int(env.obs_sizes[i]) for i in idx}
         if len(sizes) != 1:
             raise ValueError(f"group {gname!r}: its agents have different observation sizes {sorted(sizes)}")
         space = env.action_space(idx[0])
         continuous = bool(env.continuous_actions)
-        action_dim = int(space.shape[0]) if continuous else int(space.n)
-        groups.append(Group(gname, idx, sizes.pop(), action_dim, continuous))
+        groups.append(Group(gname, tuple(idx), sizes.pop(), int(space.shape[0] if continuous else space.n),
+                            continuous))
     return groups
 
 
 # =============================================================================
-# 3. Networks
+# The network
 # =============================================================================
-class AgentLinear(nn.Module):
-    """``n`` independent linear layers in one batched op (``n = 1``: one layer shared by
-    every agent).
-
-    ``forward(x [..., n, in])`` is the public layout; :meth:`major` takes agent-major
-    ``x [n, M, in]`` (for ``n = 1``: ``[k, M, in]``, any ``k``), the layout training uses:
-    contiguous per agent, so the matmuls of the backward pass stay fast.
-    """
-
-    def __init__(self, n: int, in_dim: int, out_dim: int, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.n = int(n)
-        weight = torch.empty(self.n, in_dim, out_dim)
-        for w in weight:  # orthogonal init per agent (CleanRL's PPO init)
-            nn.init.orthogonal_(w, gain)
-        self.weight = nn.Parameter(weight)
-        self.bias = nn.Parameter(torch.zeros(self.n, out_dim))
-
-    def major(self, x: torch.Tensor) -> torch.Tensor:
-        if self.n == 1:
-            return x @ self.weight[0] + self.bias[0]
-        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.n == 1:
-            return x @ self.weight[0] + self.bias[0]
-        return from_major(self.major(to_major(x)), x.shape[:-2])
-
-
-def to_major(x: torch.Tensor) -> torch.Tensor:
-    """``[..., n, d]`` -> agent-major ``[n, M, d]`` (contiguous; M = the product of ``...``)."""
-    return x.reshape(-1, x.shape[-2], x.shape[-1]).transpose(0, 1).contiguous()
-
-
-def from_major(x: torch.Tensor, lead: Sequence[int]) -> torch.Tensor:
-    """Agent-major ``[n, M, ...]`` -> ``[*lead, n, ...]`` (a view)."""
-    return x.transpose(0, 1).reshape(*lead, *x.shape[:1], *x.shape[2:])
-
-
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class ActorCritic(nn.Module):
@@ -231,21 +152,17 @@ class ActorCritic(nn.Module):
     *latent*), a policy head and a value head on ``m``.
 
     ``share_parameters=False``: each of the ``num_agents`` agents has its own weights
-    (independent learners, computed in one batched op); ``True``: one set of weights
-    for the group, with a one-hot agent id appended to the observation when
-    ``agent_id``.
+    (independent learners, all computed in one batched op, :class:`course_lib.nets.AgentLinear`);
+    ``True``: one set of weights for the group, with a one-hot agent id appended to the
+    observation when ``agent_id``.
 
     Discrete actions: the policy head gives logits (categorical policy).  Continuous
     actions: it gives the mean of a Gaussian whose log-std is a state-independent
     parameter ``log_std [n, action_dim]``, kept in ``log_std_bounds`` (None: free).
 
-    Layouts: :meth:`encode` takes observations ``[..., num_agents, obs_size]`` and
-    returns latents ``[..., num_agents, latent_dim]``; :meth:`value`, :meth:`sample`,
-    :meth:`log_prob_entropy` and :meth:`distribution` take those latents.  With
-    ``major=True`` they all take and return agent-major tensors ``[num_agents, M, ...]``
-    instead (what :func:`train` uses: faster).  ``sample``/``log_prob_entropy`` are
-    plain tensor maths; ``distribution`` gives the same policy as a
-    ``torch.distributions`` object.
+    :meth:`encode` takes observations ``[..., num_agents, obs_size]`` and returns latents
+    ``[..., num_agents, latent_dim]``; :meth:`value` and :meth:`distribution` take those
+    latents.  The training loop computes the same in :mod:`course_lib.algos.ppo_fast`.
     """
 
     def __init__(self, obs_size: int, num_agents: int, action_dim: int, *, continuous: bool,
@@ -277,38 +194,29 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((n, self.action_dim), float(log_std_init)))
             self.project_log_std()
 
-    # ------------------------------------------------------------------ encoder
-    def encode(self, obs: torch.Tensor, *, major: bool = False) -> torch.Tensor:
-        """Latents ``m [..., num_agents, latent_dim]`` of observations ``[..., num_agents, obs_size]``
-        (``major=True``: ``[num_agents, M, obs_size] -> [num_agents, M, latent_dim]``)."""
-        where = -3 if major else -2
-        if obs.dim() < (3 if major else 2) or obs.shape[where] != self.num_agents or obs.shape[-1] != self.obs_size:
-            want = f"[{self.num_agents}, M, {self.obs_size}]" if major else f"[..., {self.num_agents}, {self.obs_size}]"
-            raise ValueError(f"ActorCritic expects observations {want}; got {tuple(obs.shape)}")
-        if not major:
-            return from_major(self.encode(to_major(obs), major=True), obs.shape[:-2])
-        x = obs
-        if self.agent_id:
-            ids = torch.eye(self.num_agents)[:, None, :].expand(self.num_agents, x.shape[1], self.num_agents)
-            x = torch.cat([x, ids], dim=-1)
-        for layer in self.encoder:
-            x = layer.major(x) if isinstance(layer, AgentLinear) else layer(x)
-        return x
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Latents ``m [..., num_agents, latent_dim]`` of observations ``[..., num_agents, obs_size]``."""
+        if obs.dim() < 2 or obs.shape[-2] != self.num_agents or obs.shape[-1] != self.obs_size:
+            raise ValueError(f"ActorCritic expects observations [..., {self.num_agents}, {self.obs_size}]; "
+                             f"got {tuple(obs.shape)}")
+        return from_major(ppo_fast.encode_major(self, to_major(obs)), obs.shape[:-2])
 
-    # -------------------------------------------------------------------- heads
-    def _head(self, head: AgentLinear, latent: torch.Tensor, major: bool) -> torch.Tensor:
-        return head.major(latent) if major else head(latent)
+    def value(self, latent: torch.Tensor) -> torch.Tensor:
+        """``V(o)`` ``[..., num_agents]`` from the latents."""
+        return self.value_head(latent).squeeze(-1)
 
-    def value(self, latent: torch.Tensor, *, major: bool = False) -> torch.Tensor:
-        """``V(o)`` ``[..., num_agents]`` (``major``: ``[num_agents, M]``) from the latents."""
-        return self._head(self.value_head, latent, major).squeeze(-1)
+    def distribution(self, latent: torch.Tensor):
+        """Each agent's action distribution; ``log_prob``/``entropy`` give ``[..., num_agents]``."""
+        out = self.policy_head(latent)
+        if not self.continuous:
+            return Categorical(logits=out, validate_args=False)
+        return _Diagonal(Normal(out, self.current_log_std().exp().expand_as(out), validate_args=False))
 
     def current_log_std(self) -> torch.Tensor:
         """The log-std in use ``[n, action_dim]``: the parameter, clamped to ``log_std_bounds`` when set."""
         if self.log_std_bounds is None:
             return self.log_std
-        low, high = self.log_std_bounds
-        return self.log_std.clamp(low, high)
+        return self.log_std.clamp(*self.log_std_bounds)
 
     @torch.no_grad()
     def project_log_std(self) -> None:
@@ -320,70 +228,6 @@ class ActorCritic(nn.Module):
         """
         if self.continuous and self.log_std_bounds is not None:
             self.log_std.clamp_(*self.log_std_bounds)
-
-    def _log_std_for(self, major: bool) -> torch.Tensor:
-        log_std = self.current_log_std()  # [n, A]
-        return log_std[:, None, :] if major else log_std
-
-    def get_action_and_value(self, latent: torch.Tensor, action: torch.Tensor | None = None, *,
-                             deterministic: bool = False, major: bool = False):
-        """``(action, log_prob, entropy, value)``, all per agent (CleanRL's name).
-
-        ``action=None`` draws one: discrete ints ``[..., n]`` (Gumbel-max sampling;
-        ``deterministic``: argmax), continuous raw Gaussian samples ``[..., n, A]``
-        (``deterministic``: the mean) before :func:`env_actions` clips them into the
-        Box; otherwise ``log_prob`` is that of the given ``action``.  Both heads run as
-        one matmul (skinny matmuls cost mostly their fixed overhead on CPUs).
-        """
-        w = torch.cat([self.policy_head.weight, self.value_head.weight], dim=-1)
-        bias = torch.cat([self.policy_head.bias, self.value_head.bias], dim=-1)
-        if major and w.shape[0] > 1:
-            both = torch.baddbmm(bias[:, None, :], latent, w)
-        elif w.shape[0] == 1:
-            both = latent @ w[0] + bias[0]
-        else:
-            both = from_major(torch.baddbmm(bias[:, None, :], to_major(latent), w), latent.shape[:-2])
-        out, value = both[..., :-1], both[..., -1]
-        if not self.continuous:
-            logp_all = out.log_softmax(-1)
-            if action is None:
-                if deterministic:
-                    action = out.argmax(-1)
-                else:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
-                    action = (out - torch.rand_like(out).clamp_min_(1e-20).log_().neg_().log_()).argmax(-1)
-            entropy = -(logp_all.exp() * logp_all).sum(-1)
-            return action, logp_all.gather(-1, action.long()[..., None]).squeeze(-1), entropy, value
-        log_std = self._log_std_for(major)
-        if action is None:
-            action = out if deterministic else out + log_std.exp() * torch.randn_like(out)
-        entropy = (log_std + 0.5 + _HALF_LOG_2PI).sum(-1).expand(out.shape[:-1])
-        return action, _gaussian_log_prob(out, log_std, action), entropy, value
-
-    def sample(self, latent: torch.Tensor, deterministic: bool = False, *,
-               major: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions and their log-probabilities (see :meth:`get_action_and_value`)."""
-        action, logp, _, _ = self.get_action_and_value(latent, deterministic=deterministic, major=major)
-        return action, logp
-
-    def log_prob_entropy(self, latent: torch.Tensor, action: torch.Tensor, *,
-                         major: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities of ``action`` and the policy's entropy, both ``[..., num_agents]``."""
-        _, logp, entropy, _ = self.get_action_and_value(latent, action, major=major)
-        return logp, entropy
-
-    def distribution(self, latent: torch.Tensor, *, major: bool = False):
-        """The action distribution of each agent; ``log_prob``/``entropy`` give ``[..., num_agents]``."""
-        out = self._head(self.policy_head, latent, major)
-        if not self.continuous:
-            return Categorical(logits=out, validate_args=False)
-        std = self._log_std_for(major).exp().expand_as(out)
-        return _Diagonal(Normal(out, std, validate_args=False))
-
-
-def _gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-    """Log-density of a diagonal Gaussian, summed over the action's entries."""
-    z = (action - mean) * torch.exp(-log_std)
-    return (-0.5 * z * z - log_std - _HALF_LOG_2PI).sum(-1)
 
 
 class _Diagonal:
@@ -407,15 +251,22 @@ class _Diagonal:
 
 
 # =============================================================================
-# 4. Agents and team policies
+# Policies
 # =============================================================================
+def env_actions(raw: torch.Tensor, continuous: bool) -> np.ndarray:
+    """Network outputs -> what the environment accepts (Gaussian samples clipped to [0, 1])."""
+    if continuous:
+        return raw.clamp(0.0, 1.0).numpy().astype(np.float32)
+    return raw.numpy()
+
+
 class PPOAgent:
     """One group's learner: its :class:`Group` and :class:`ActorCritic`.
 
     ``act(obs)`` takes the environment's full batched observations ``[B, N, D]`` (it
     picks its agents and their true observation size) and returns the group's actions:
     ints ``[B, n]`` or, for continuous actions, float32 ``[B, n, A]`` clipped into the
-    Box ``[0, 1]``.  ``deterministic=True`` takes the most likely action (mean).
+    Box ``[0, 1]``.  ``deterministic=True`` takes the most likely action (the mean).
     """
 
     def __init__(self, group: Group, net: ActorCritic):
@@ -425,9 +276,10 @@ class PPOAgent:
         obs = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         return obs[..., list(self.group.agents), :self.group.obs_size]
 
-    def act(self, obs: Any, deterministic: bool = False) -> np.ndarray:
+    def act(self, obs: Any, deterministic: bool = False, generator: torch.Generator | None = None) -> np.ndarray:
         with torch.no_grad():
-            raw, _ = self.net.sample(self.net.encode(self.observations(obs)), deterministic)
+            raw, _, _, _ = ppo_fast.act_value(self.net, self.net.encode(self.observations(obs)),
+                                              deterministic=deterministic, generator=generator)
             return env_actions(raw, self.group.continuous)
 
     def __call__(self, obs: Any) -> np.ndarray:
@@ -443,7 +295,8 @@ class PPOAgent:
 
 
 class FrozenPolicy:
-    """A :class:`PPOAgent` copy used only to act: ``policy(obs [B, N, D]) -> group actions``."""
+    """A :class:`PPOAgent` copy used only to act (an opponent): ``policy(obs [B, N, D]) -> group actions``,
+    sampling from torch's global generator unless given one."""
 
     def __init__(self, agent: PPOAgent, deterministic: bool = False):
         self.agent, self.deterministic = agent, deterministic
@@ -451,8 +304,8 @@ class FrozenPolicy:
         for p in agent.net.parameters():
             p.requires_grad_(False)
 
-    def act(self, obs: Any, deterministic: bool | None = None) -> np.ndarray:
-        return self.agent.act(obs, self.deterministic if deterministic is None else deterministic)
+    def act(self, obs: Any, deterministic: bool | None = None, generator: torch.Generator | None = None):
+        return self.agent.act(obs, self.deterministic if deterministic is None else deterministic, generator)
 
     __call__ = act
 
@@ -460,71 +313,54 @@ class FrozenPolicy:
         return f"Frozen{self.agent!r}"
 
 
-def env_actions(raw: torch.Tensor, continuous: bool) -> np.ndarray:
-    """Network outputs -> what the environment accepts (Gaussian samples clipped to [0, 1])."""
-    if continuous:
-        return raw.clamp(0.0, 1.0).numpy().astype(np.float32)
-    return raw.numpy()
+class TeamPolicy(Policy):
+    """Groups put together into one policy for every agent of the batched twin ``env``.
 
-
-class TeamPolicy:
-    """Groups put together into one policy for every agent of ``env``.
-
-    ``members``: :class:`PPOAgent`, frozen policies, or ``(group_name, callable)``
-    pairs whose callable maps full observations ``[B, N, D]`` to that group's actions.
-    ``policy(obs [B, N, D])`` returns full actions (``[B, N]`` or ``[B, N, A]``); a dict
-    ``{agent_name: obs}`` (mpe2's API, one environment) returns ``{agent_name: action}``.
+    ``members``: :class:`PPOAgent` (learners), :class:`FrozenPolicy`, or ``(group_name,
+    callable)`` pairs whose callable maps full observations ``[B, N, D]`` to that group's
+    actions.  ``team``: the learners' agents (every agent when no member learns).  With
+    ``greedy=False`` the learners sample from the policy's own generator (``seed``).
     """
 
-    def __init__(self, env: Any, *members: Any, deterministic: bool | None = None):
-        self.groups = {g.name: g for g in groups_of(env)}
-        self.names = list(env.agent_names)
-        self.obs_dim = int(env.obs_dim)
-        self.continuous = bool(env.continuous_actions)
-        self.parts: list[tuple[Group, Callable]] = []
-        for m in members:
-            if isinstance(m, tuple):
-                gname, fn = m
-                group = self.groups[gname]
-            else:
-                group = m.group
-                fn = m
-            if deterministic is not None and isinstance(m, (PPOAgent, FrozenPolicy)):
-                fn = (lambda mm: lambda o: mm.act(o, deterministic=deterministic))(m)
-            self.parts.append((group, fn))
-        covered = sorted(i for g, _ in self.parts for i in g.agents)
-        if covered != list(range(len(self.names))):
-            raise ValueError(f"TeamPolicy: the members cover agents {covered}, the env has {len(self.names)}")
+    name = "ippo"
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def __init__(self, env: Any, *members: Any, seed: int = 0):
+        groups = {g.name: g for g in groups_of(env)}
+        self.members = [(groups[m[0]], m[1]) if isinstance(m, tuple) else (m.group, m) for m in members]
+        covered = sorted(i for g, _ in self.members for i in g.agents)
+        if covered != list(range(len(env.agent_names))):
+            raise ValueError(f"TeamPolicy: the members cover agents {covered}, the env has {len(env.agent_names)}")
+        learners = sorted(i for g, m in self.members if isinstance(m, PPOAgent) for i in g.agents)
+        super().__init__(env.agent_names, env.obs_dim, team=learners or None, continuous=env.continuous_actions)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def act(self, obs: np.ndarray, info: dict | None = None, greedy: bool = True) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
-        B, N = obs.shape[0], len(self.names)
         out = None
-        for group, fn in self.parts:
-            a = np.asarray(fn(obs))
+        for group, member in self.members:
+            if isinstance(member, PPOAgent):
+                a = member.act(obs, deterministic=greedy, generator=self.generator)
+            elif isinstance(member, FrozenPolicy):
+                a = member.act(obs, deterministic=True if greedy else None, generator=self.generator)
+            else:
+                a = np.asarray(member(obs))
             if out is None:
-                out = np.zeros((B, N) + a.shape[2:], dtype=a.dtype)
+                out = np.zeros((obs.shape[0], len(self.agents)) + a.shape[2:], dtype=a.dtype)
             out[:, list(group.agents)] = a
         return out
 
-    def __call__(self, obs: Any) -> Any:
-        if isinstance(obs, dict):  # mpe2 parallel env: {agent: obs} -> {agent: action}
-            from course_lib.envs.mpe_policies import act_on_agent_dict
-
-            return act_on_agent_dict(self.act, self.names, obs, self.obs_dim, self.continuous)
-        return self.act(obs)
-
 
 # =============================================================================
-# 5. Training
+# Configuration, parts and the learner
 # =============================================================================
 @dataclass
 class Config:
-    """Hyperparameters of :func:`train` (CleanRL-style: every knob in one place)."""
+    """Independent PPO (every step count is in environment steps, summed over ``num_envs``)."""
 
-    seed: int = 0  # seeds torch, numpy and the environment
-    total_steps: int = 200_000  # environment steps (each batched step adds num_envs)
-    rollout_len: int = 25  # batched steps per rollout (one mpe2 episode)
+    seed: int = 0  # seeds torch, numpy and the environments
+    total_steps: int = 200_000  # environment steps (whole updates of num_envs * rollout_len steps)
+    num_envs: int = 256  # environments stepped together
+    rollout_len: int = 25  # steps of every environment per update (one mpe2 episode)
     gamma: float = 0.95  # discount (Method I's default)
     gae_lambda: float = 0.95  # GAE's lambda
     clip: float = 0.2  # PPO clip range of the probability ratio
@@ -543,36 +379,19 @@ class Config:
     log_std_init: float = -0.5  # continuous actions: initial log-std
     log_std_bounds: tuple | None = LOG_STD_BOUNDS  # clamp of the log-std (None: unclamped)
     activation: str = "tanh"  # the encoder's nonlinearity: "tanh" or "relu"
-    log_every: int = 10_000  # environment steps between logged rows
-    eval_every: int = 0  # environment steps between evaluations by eval_fn (0: only at the end)
+    log_every: int = 10_000  # environment steps between curve rows
+    eval_every: int = 0  # environment steps between evaluations (0: only at the end)
+    eval_episodes: int = 100  # deterministic policy on mpe2's episodes (on the twin); 0: no evaluation
+    eval_seed: int = 10_000  # evaluation episode k is mpe2's reset(seed=eval_seed + k)
     torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
-    progress: bool = True  # show a tqdm progress bar
 
 
-class Extension:
-    """Hooks :func:`train` calls; subclass to add losses or logging (see la_ippo).
+@dataclass
+class Parts:
+    """The functions of notebook 07 that the loop calls (defaults: the references)."""
 
-    ``setup`` sees the agents before the optimisers are built and may return extra
-    parameters for a group's optimiser; ``after_rollout`` sees each group's
-    observations ``[T, B, n, d]``; ``aux_loss`` is added to the loss of gradient step
-    ``learn_step`` of a group (None: nothing); ``after_step`` runs after each
-    optimiser step; ``metrics`` adds columns to each logged row.
-    """
-
-    def setup(self, agents: dict[str, PPOAgent], config: Config) -> None:
-        pass
-
-    def after_rollout(self, group: Group, obs: torch.Tensor) -> None:
-        pass
-
-    def aux_loss(self, agent: PPOAgent, learn_step: int) -> torch.Tensor | None:
-        return None
-
-    def after_step(self, agent: PPOAgent, learn_step: int, lr: float) -> None:
-        pass
-
-    def metrics(self, agents: dict[str, PPOAgent]) -> dict[str, float]:
-        return {}
+    gae: Callable = gae
+    clipped_surrogate: Callable = clipped_surrogate
 
 
 def make_agent(group: Group, cfg: Config) -> PPOAgent:
@@ -584,269 +403,284 @@ def make_agent(group: Group, cfg: Config) -> PPOAgent:
     return PPOAgent(group, net)
 
 
-def make_optimizer(params: Sequence[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    """Adam (eps 1e-5, CleanRL's PPO setting); the fused CPU kernel where torch has one."""
+@contextlib.contextmanager
+def rollback_on_interrupt(learner: learning.Learner):
+    """On Ctrl-C inside the block, put ``learner`` and the global RNGs back as they were when it
+    began: an update happens whole or not at all, so the checkpoint written then resumes exactly."""
+    saved = copy.deepcopy({k: v for k, v in vars(learner).items() if k != "parts"})
+    rngs = torch.get_rng_state(), np.random.get_state(), random.getstate()
     try:
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
-    except (RuntimeError, TypeError):  # pragma: no cover - older torch or unusual devices
-        return torch.optim.Adam(params, lr=lr, eps=1e-5)
+        yield
+    except KeyboardInterrupt:
+        vars(learner).update(saved)
+        torch.set_rng_state(rngs[0])
+        np.random.set_state(rngs[1])
+        random.setstate(rngs[2])
+        raise
 
 
-def train(env: Any, config: Config | None = None, *, groups: Sequence[Group] | None = None,
-          agents: Mapping[str, PPOAgent] | None = None,
-          opponents: Mapping[str, Callable] | None = None,
-          extension: Extension | None = None,
-          eval_fn: Callable[[dict[str, PPOAgent]], dict[str, float]] | None = None,
-          return_agents: bool = False, **overrides):
-    """Train independent PPO on a batched twin; returns a DataFrame (one row per log).
+def _mean(xs: list) -> float:
+    return float(np.mean(xs)) if xs else float("nan")
 
-    ``groups``: how agents are grouped (default :func:`groups_of`); ``agents``: learners
-    to continue training (by group name; the others start fresh); ``opponents``: group
-    name -> policy ``obs [B, N, D] -> that group's actions`` (not trained);
-    ``extension``: extra losses and metrics; ``eval_fn(agents) -> {column: value}`` is
-    called every ``eval_every`` steps and at the end (see :func:`twin_evaluator`).
-    Keyword ``overrides`` replace fields of ``config``.  With ``return_agents=True``
-    returns ``(df, agents)``.
 
-    Each update: ``rollout_len`` batched steps on all ``num_envs`` environments, GAE
-    (:func:`gae`), then ``epochs`` passes of ``minibatches`` minibatches, each one
-    gradient step on ``clipped_surrogate + vf_coef * value loss - ent_coef * entropy``
-    (+ the extension's loss), with the learning rate annealed linearly to 0.
+class IPPO(learning.Learner):
+    """Independent PPO on an MPE task: one learner per agent group (see the module docstring).
 
-    Columns: ``step``, ``episode_return`` (team return summed over agents and steps,
-    mean of the training episodes finished since the last row), ``return/<group>``
-    (per-agent mean), ``loss/policy``, ``loss/value``, ``entropy``, ``approx_kl``,
-    ``log_std`` and ``log_std_max`` (continuous: mean and largest log-std in use),
-    ``lr``; ``time`` / ``sps`` (wall seconds and env steps per wall second) and
-    ``cpu_time`` / ``sps_cpu`` (this process's CPU seconds; on a shared machine what a
-    quiet one's wall clock would show), all training only, evaluations excluded; and
-    ``eval_fn``'s columns.
+    ``agents``: learners to continue training, by group name (the others start fresh);
+    ``opponents``: group name -> policy ``obs [B, N, D] -> that group's actions``, not
+    trained (e.g. a frozen prey while the predators learn).
     """
-    from tqdm.auto import tqdm
 
-    cfg = replace(config or Config(), **overrides)
-    if cfg.torch_threads is not None:
-        torch.set_num_threads(int(cfg.torch_threads))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    extension = extension or Extension()
-    groups = list(groups or groups_of(env))
-    opponents = dict(opponents or {})
-    unknown = set(opponents) - {g.name for g in groups}
-    if unknown:
-        raise ValueError(f"opponents name unknown groups {sorted(unknown)}; groups: {[g.name for g in groups]}")
-    learners = [g for g in groups if g.name not in opponents]
-    if not learners:
-        raise ValueError("every group is an opponent: nothing to train")
-    agents = dict(agents or {})
-    for g in learners:
-        agents.setdefault(g.name, make_agent(g, cfg))
-    agents = {g.name: agents[g.name] for g in learners}
-    extra_params = extension.setup(agents, cfg) or {}
-    optimizers = {name: make_optimizer(list(a.net.parameters()) + list(extra_params.get(name, [])), cfg.lr)
-                  for name, a in agents.items()}
-    index = {g.name: list(g.agents) for g in groups}
+    name = "ippo"
+    description = "independent PPO, one actor-critic per agent, batched over agents and environments (notebook 07)"
+    Config = Config
+    Parts = Parts
 
-    B, T, N = env.num_envs, cfg.rollout_len, env.num_agents
-    steps_per_update = B * T
-    num_updates = max(1, cfg.total_steps // steps_per_update)
-    mb_size = max(1, (T * B) // cfg.minibatches)
-    obs_np, _ = env.reset(seed=cfg.seed)
-    rows: list[dict[str, Any]] = []
-    finished_team: list[float] = []
-    finished_group: dict[str, list[float]] = {g.name: [] for g in groups}
-    stats: dict[str, list[float]] = {}
-    learn_step = 0
-    next_log, next_eval = cfg.log_every, (cfg.eval_every or math.inf)
-    # wall time and this process's CPU time, both without the evaluations: on a shared
-    # machine the CPU time is what a quiet machine's wall clock would show
-    start, start_cpu, eval_seconds, eval_cpu = time.perf_counter(), time.process_time(), 0.0, 0.0
-    bar = tqdm(total=num_updates * steps_per_update, disable=not cfg.progress, unit="step",
-               desc="ppo", mininterval=1.0)
+    def __init__(self, task, config: Config, parts: Parts, *, agents: Mapping[str, PPOAgent] | None = None,
+                 opponents: Mapping[str, Callable] | None = None):
+        super().__init__(task, config, parts)
+        if not task.is_mpe:
+            raise ValueError(f"{self.name} trains on the MPE tasks (simple_spread_v3, simple_tag_v3), not {task.name}")
+        cfg = config
+        self.env = task.batched(cfg.num_envs, seed=cfg.seed)
+        self.seed_torch()
+        np.random.seed(cfg.seed)
+        self.groups = groups_of(self.env)
+        self.index = {g.name: list(g.agents) for g in self.groups}
+        self.opponents = dict(opponents or {})
+        unknown = set(self.opponents) - set(self.index)
+        if unknown:
+            raise ValueError(f"opponents name unknown groups {sorted(unknown)}; groups: {list(self.index)}")
+        # a fresh network for every learning group, given or not: the random stream does not depend on `agents`
+        fresh = {g.name: make_agent(g, cfg) for g in self.groups if g.name not in self.opponents}
+        if not fresh:
+            raise ValueError("every group is an opponent: nothing to train")
+        self.agents = {name: (agents or {}).get(name, agent) for name, agent in fresh.items()}
+        self.optimizers = {name: ppo_fast.adam(list(a.net.parameters()), cfg.lr) for name, a in self.agents.items()}
+        self.obs, _ = self.env.reset(seed=cfg.seed)
+        self.updates = 0  # PPO updates so far
+        self.learn_steps = 0  # gradient steps so far (all groups)
+        self.lr = cfg.lr
+        self.next_log, self.next_eval = cfg.log_every, (cfg.eval_every or math.inf)
+        self.train_wall = self.train_cpu = 0.0  # training seconds (wall, this process's CPU), evaluations excluded
+        self.clock = (time.perf_counter(), time.process_time())  # when this update's training time began
+        self.since_log = self.fresh_log()
 
-    for update in range(num_updates):
-        lr = cfg.lr * (1.0 - update / num_updates) if cfg.anneal_lr else cfg.lr
-        for opt in optimizers.values():
-            for pg in opt.param_groups:
-                pg["lr"] = lr
-        # ---------------------------------------------------------------- rollout
-        buf = {name: {"obs": [], "act": [], "logp": [], "val": [], "rew": []} for name in agents}
+    @property
+    def num_updates(self) -> int:
+        return max(1, self.total_steps // (self.config.num_envs * self.config.rollout_len))
+
+    @property
+    def done(self) -> bool:
+        return self.updates >= self.num_updates
+
+    def iterate(self) -> None:
+        """One PPO update: a rollout, then for each learning group its advantages and epochs of
+        minibatch gradient steps; a curve row when one is due."""
+        with rollback_on_interrupt(self):
+            self.clock = (time.perf_counter(), time.process_time())
+            cfg = self.config
+            self.lr = cfg.lr * (1.0 - self.updates / self.num_updates) if cfg.anneal_lr else cfg.lr
+            for opt in self.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = self.lr
+            samples, dones, last_obs = self.rollout()
+            for name in self.agents:
+                advantages, returns = self.advantages(name, samples[name], dones, last_obs)
+                self.update(name, samples[name], advantages, returns)
+            self.updates += 1
+            if self.step >= self.next_log or self.done:
+                self.log_row()
+            self.train_wall, self.train_cpu = self.training_time()
+
+    # ------------------------------------------------------------------ rollout
+    def rollout(self) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """``rollout_len`` steps of every environment: each learning group's samples
+        ``{obs, act, logp, val, rew}`` ``[T, B, n, ...]``, the episode ends ``[T, B]`` and the last observations."""
+        cfg = self.config
+        samples = {name: {"obs": [], "act": [], "logp": [], "val": [], "rew": []} for name in self.agents}
         dones = []
-        for t in range(T):
-            obs_t = torch.from_numpy(np.asarray(obs_np, dtype=np.float32))
-            full = None
-            with torch.no_grad():
-                for g in groups:
-                    if g.name in agents:
-                        net, b = agents[g.name].net, buf[g.name]
-                        o = obs_t[:, index[g.name], :g.obs_size]
-                        raw, logp, _, value = net.get_action_and_value(net.encode(o))
-                        b["obs"].append(o)
-                        b["act"].append(raw)
-                        b["logp"].append(logp)
-                        b["val"].append(value)
-                        a = env_actions(raw, g.continuous)
-                    else:
-                        a = np.asarray(opponents[g.name](obs_np))
-                    if full is None:
-                        full = np.zeros((B, N) + a.shape[2:], dtype=np.float32 if g.continuous else np.int64)
-                    full[:, index[g.name]] = a
-            obs_np, rew, term, trunc, info = env.step(full)
+        for _ in range(cfg.rollout_len):
+            actions = self.act(self.obs, samples)
+            self.obs, reward, term, _, info = self.env.step(actions)
+            self.step += self.env.num_envs
             done = np.asarray(info["done"], dtype=bool)
-            rew_t = torch.from_numpy(np.asarray(rew, dtype=np.float32)) * cfg.reward_scale
+            reward = torch.from_numpy(np.asarray(reward, dtype=np.float32)) * cfg.reward_scale
             if done.any():
-                for g in groups:
-                    finished_group[g.name].extend(
-                        info["episode_return"][done][:, index[g.name]].mean(axis=1).tolist())
-                finished_team.extend(info["team_return"][done].tolist())
-                # a time limit is not a terminal state: bootstrap from the final observation
-                cut = done & ~np.asarray(term, dtype=bool).any(axis=1)
-                if cut.any():
-                    rows_cut = torch.from_numpy(np.flatnonzero(cut))
-                    final = torch.from_numpy(np.asarray(info["final_obs"], dtype=np.float32))[rows_cut]
-                    with torch.no_grad():
-                        for name, a in agents.items():
-                            cols = torch.tensor(index[name])
-                            v = a.net.value(a.net.encode(final[:, cols, :a.group.obs_size]))
-                            rew_t[rows_cut[:, None], cols[None, :]] += cfg.gamma * v
-            for name in agents:
-                buf[name]["rew"].append(rew_t[:, index[name]])
+                self.episodes_ended(info, done)
+                self.bootstrap_time_limits(reward, done, term, info)
+            for name in self.agents:
+                samples[name]["rew"].append(reward[:, self.index[name]])
             dones.append(torch.from_numpy(done.astype(np.float32)))
-            bar.update(B)
-        done_t = torch.stack(dones)  # [T, B]
-        obs_last = torch.from_numpy(np.asarray(obs_np, dtype=np.float32))
+        samples = {name: {k: torch.stack(v) for k, v in s.items()} for name, s in samples.items()}
+        return samples, torch.stack(dones), torch.from_numpy(np.asarray(self.obs, dtype=np.float32))
 
-        # ----------------------------------------------------------------- learn
-        for name, agent in agents.items():
-            g, net, opt = agent.group, agent.net, optimizers[name]
-            b = {k: torch.stack(v) for k, v in buf[name].items()}  # [T, B, n, ...]
-            with torch.no_grad():
-                last_v = net.value(net.encode(obs_last[:, index[name], :g.obs_size]))
-            adv = gae(b["rew"], b["val"], done_t[:, :, None].expand(T, B, g.size), last_v,
-                      cfg.gamma, cfg.gae_lambda)
-            ret = adv + b["val"]
-            extension.after_rollout(g, b["obs"])
-            # agent-major [n, T*B, ...]: each agent's samples contiguous, fast batched matmuls
-            flat = {k: v.reshape(T * B, g.size, *v.shape[3:]).transpose(0, 1).contiguous() for k, v in
-                    dict(obs=b["obs"], act=b["act"], logp=b["logp"], adv=adv, ret=ret).items()}
-            params = [p for group_ in opt.param_groups for p in group_["params"]]
-            for _ in range(cfg.epochs):
-                perm = torch.randperm(T * B)
-                for s in range(0, T * B - mb_size + 1, mb_size):
-                    idx = perm[s:s + mb_size]
-                    mb = {k: v[:, idx] for k, v in flat.items()}
-                    _, new_logp, entropy, new_value = net.get_action_and_value(
-                        net.encode(mb["obs"], major=True), mb["act"], major=True)
-                    entropy = entropy.mean()
-                    mb_adv = mb["adv"]
-                    if cfg.norm_adv:
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                    pg_loss = clipped_surrogate(new_logp, mb["logp"], mb_adv, cfg.clip)
-                    v_loss = 0.5 * ((new_value - mb["ret"]) ** 2).mean()
-                    loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
-                    aux = extension.aux_loss(agent, learn_step)
-                    if aux is not None:
-                        loss = loss + aux
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                    opt.step()
-                    net.project_log_std()
-                    extension.after_step(agent, learn_step, lr)
-                    learn_step += 1
-                    with torch.no_grad():
-                        approx_kl = (mb["logp"] - new_logp).mean()
-                    for key, val in (("loss/policy", pg_loss), ("loss/value", v_loss), ("entropy", entropy),
-                                     ("approx_kl", approx_kl)):
-                        stats.setdefault(f"{key}/{name}", []).append(val.detach())
+    def act(self, obs_np: np.ndarray, samples: dict) -> np.ndarray:
+        """Every group's actions for one batched step (opponents' too); the learners' samples are recorded."""
+        obs = torch.from_numpy(np.asarray(obs_np, dtype=np.float32))
+        actions = None
+        with torch.no_grad():
+            for g in self.groups:
+                if g.name in self.agents:
+                    net, s = self.agents[g.name].net, samples[g.name]
+                    o = obs[:, self.index[g.name], :g.obs_size]
+                    raw, log_prob, _, value = ppo_fast.act_value(net, net.encode(o))
+                    for key, v in (("obs", o), ("act", raw), ("logp", log_prob), ("val", value)):
+                        s[key].append(v)
+                    a = env_actions(raw, g.continuous)
+                else:
+                    a = np.asarray(self.opponents[g.name](obs_np))
+                if actions is None:
+                    shape = (obs.shape[0], obs.shape[1]) + a.shape[2:]
+                    actions = np.zeros(shape, dtype=np.float32 if g.continuous else np.int64)
+                actions[:, self.index[g.name]] = a
+        return actions
 
-        # ------------------------------------------------------------------- log
-        step = (update + 1) * steps_per_update
-        last = update == num_updates - 1
-        if step >= next_log or last:
-            next_log = step + cfg.log_every
-            elapsed = time.perf_counter() - start - eval_seconds  # training time, evaluations excluded
-            cpu = time.process_time() - start_cpu - eval_cpu
-            row: dict[str, Any] = {"seed": cfg.seed, "step": step, "time": elapsed, "sps": step / elapsed,
-                                   "cpu_time": cpu, "sps_cpu": step / max(cpu, 1e-9), "lr": lr,
-                                   "episode_return": float(np.mean(finished_team)) if finished_team else np.nan}
-            for gname, vals in finished_group.items():
-                row[f"return/{gname}"] = float(np.mean(vals)) if vals else np.nan
-            for key, vals in stats.items():
-                row[key] = float(torch.stack(vals).mean())
-            for name, a in agents.items():
-                if a.group.continuous:
-                    log_std = a.net.current_log_std().detach()
-                    row[f"log_std/{name}"] = float(log_std.mean())
-                    row[f"log_std_max/{name}"] = float(log_std.max())
-            if len(agents) == 1:  # short names for the common one-group case
-                (name,) = agents
-                for key in ("loss/policy", "loss/value", "entropy", "approx_kl", "log_std", "log_std_max"):
-                    if f"{key}/{name}" in row:
-                        row[key] = row[f"{key}/{name}"]
-            row.update(extension.metrics(agents))
-            if eval_fn is not None and (step >= next_eval or last):
-                next_eval = step + (cfg.eval_every or math.inf)
-                eval_start, eval_start_cpu = time.perf_counter(), time.process_time()
-                row.update(eval_fn(agents))
-                eval_seconds += time.perf_counter() - eval_start
-                eval_cpu += time.process_time() - eval_start_cpu
-            rows.append(row)
-            finished_team.clear()
-            for vals in finished_group.values():
-                vals.clear()
-            stats.clear()
-            bar.set_postfix(ret=f"{row['episode_return']:.1f}")
-    bar.close()
-    df = pd.DataFrame(rows)
-    for k, v in asdict(cfg).items():
-        if isinstance(v, (int, float, str, bool)) and k not in df.columns:
-            df.attrs[k] = v
-    return (df, agents) if return_agents else df
+    def episodes_ended(self, info: dict, done: np.ndarray) -> None:
+        self.episode += int(done.sum())
+        self.since_log["team"].extend(info["team_return"][done].tolist())
+        per_agent = info["episode_return"][done]
+        for g in self.groups:
+            self.since_log[f"return/{g.name}"].extend(per_agent[:, self.index[g.name]].mean(axis=1).tolist())
+
+    def bootstrap_time_limits(self, reward: torch.Tensor, done: np.ndarray, term: np.ndarray, info: dict) -> None:
+        """A time limit is not a terminal state: add ``gamma V(final obs)`` to the last reward of a cut episode."""
+        cut = done & ~np.asarray(term, dtype=bool).any(axis=1)
+        if not cut.any():
+            return
+        rows = torch.from_numpy(np.flatnonzero(cut))
+        final = torch.from_numpy(np.asarray(info["final_obs"], dtype=np.float32))[rows]
+        with torch.no_grad():
+            for name, agent in self.agents.items():
+                cols = torch.tensor(self.index[name])
+                v = agent.net.value(agent.net.encode(final[:, cols, :agent.group.obs_size]))
+                reward[rows[:, None], cols[None, :]] += self.config.gamma * v
+
+    # ------------------------------------------------------------ learn
+    def advantages(self, name: str, s: dict, dones: torch.Tensor, last_obs: torch.Tensor):
+        """``A = gae(...)`` over the group's rollout, and the value targets ``A + V``."""
+        cfg, agent = self.config, self.agents[name]
+        T, B, n = s["rew"].shape
+        with torch.no_grad():
+            last_values = agent.net.value(agent.net.encode(last_obs[:, self.index[name], :agent.group.obs_size]))
+        advantages = self.parts.gae(s["rew"], s["val"], dones[:, :, None].expand(T, B, n), last_values,
+                                    cfg.gamma, cfg.gae_lambda)
+        advantages = torch.as_tensor(advantages, dtype=torch.float32)
+        return advantages, advantages + s["val"]
+
+    def update(self, name: str, s: dict, advantages: torch.Tensor, returns: torch.Tensor) -> None:
+        """``epochs`` passes over the rollout in ``minibatches`` minibatches, one gradient step each."""
+        cfg, agent = self.config, self.agents[name]
+        self.after_rollout(agent, s["obs"])
+        # agent-major [n, T * B, ...]: each agent's samples contiguous (fast batched matmuls)
+        data = {k: ppo_fast.agent_major(v) for k, v in (("obs", s["obs"]), ("act", s["act"]), ("logp", s["logp"]),
+                                                         ("adv", advantages), ("ret", returns))}
+        M = data["obs"].shape[1]
+        size = max(1, M // cfg.minibatches)
+        for _ in range(cfg.epochs):
+            order = torch.randperm(M)
+            for start in range(0, M - size + 1, size):
+                idx = order[start:start + size]
+                self.gradient_step(agent, {k: v[:, idx] for k, v in data.items()})
+
+    def gradient_step(self, agent: PPOAgent, mb: dict) -> None:
+        """One optimiser step on ``clipped_surrogate + vf_coef * value loss - ent_coef * entropy`` (+ extra)."""
+        cfg, net, opt = self.config, agent.net, self.optimizers[agent.group.name]
+        _, log_prob, entropy, value = ppo_fast.act_value(net, ppo_fast.encode_major(net, mb["obs"]), mb["act"],
+                                                         major=True)
+        entropy = entropy.mean()
+        adv = mb["adv"]
+        if cfg.norm_adv:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        policy_loss = self.parts.clipped_surrogate(log_prob, mb["logp"], adv, cfg.clip)
+        value_loss = 0.5 * ((value - mb["ret"]) ** 2).mean()
+        loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+        extra = self.extra_loss(agent)
+        if extra is not None:
+            loss = loss + extra
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for group in opt.param_groups for p in group["params"]], cfg.max_grad_norm)
+        opt.step()
+        net.project_log_std()
+        self.after_gradient_step(agent)
+        self.learn_steps += 1
+        with torch.no_grad():
+            approx_kl = (mb["logp"] - log_prob).mean()
+        stats = self.since_log["stats"]
+        for key, v in (("loss/policy", policy_loss), ("loss/value", value_loss), ("entropy", entropy),
+                       ("approx_kl", approx_kl)):
+            stats.setdefault(self.column(key, agent.group.name), []).append(v.item())
+
+    # hooks for learners built on this one (Method I)
+    def after_rollout(self, agent: PPOAgent, obs: torch.Tensor) -> None:
+        """Sees a group's rollout observations ``[T, B, n, d]`` before its update."""
+
+    def extra_loss(self, agent: PPOAgent) -> torch.Tensor | None:
+        """Added to the loss of the coming gradient step (None: nothing)."""
+        return None
+
+    def after_gradient_step(self, agent: PPOAgent) -> None:
+        """Runs after each optimiser step."""
+
+    def extra_metrics(self) -> dict[str, float]:
+        """More columns for a curve row."""
+        return {}
+
+    # ---------------------------------------------------------------------- log
+    def fresh_log(self) -> dict:
+        return {"team": [], "stats": {}, **{f"return/{g.name}": [] for g in self.groups}}
+
+    def column(self, key: str, group: str) -> str:
+        """``key`` with the group's name when several groups learn (``loss/policy/adversary``)."""
+        return key if len(self.agents) == 1 else f"{key}/{group}"
+
+    def training_time(self) -> tuple[float, float]:
+        """Training seconds so far (wall, CPU of this process), evaluations excluded."""
+        wall0, cpu0 = self.clock
+        return self.train_wall + time.perf_counter() - wall0, self.train_cpu + time.process_time() - cpu0
+
+    def log_row(self) -> None:
+        """A curve row: returns of the training episodes that ended since the last row, mean
+        losses, timing, and the evaluation when one is due."""
+        cfg, s = self.config, self.since_log
+        self.next_log = self.step + cfg.log_every
+        wall, cpu = self.training_time()
+        metrics = {key: float(torch.tensor(v).mean()) for key, v in s["stats"].items()}  # float32, as they were
+        for name, agent in self.agents.items():
+            if agent.group.continuous:
+                log_std = agent.net.current_log_std().detach()
+                metrics[self.column("log_std", name)] = float(log_std.mean())
+                metrics[self.column("log_std_max", name)] = float(log_std.max())
+        metrics.update(self.extra_metrics())
+        metrics["lr"] = self.lr
+        metrics.update({f"return/{g.name}": _mean(s[f"return/{g.name}"]) for g in self.groups})
+        eval_return = eval_sem = float("nan")
+        if cfg.eval_episodes and (self.step >= self.next_eval or self.done):
+            self.next_eval = self.step + (cfg.eval_every or math.inf)
+            eval_return, eval_sem = self.evaluate_now()
+        losses = {k: v for k, v in metrics.items() if k.startswith("loss/")}
+        others = {k: v for k, v in metrics.items() if not k.startswith("loss/")}
+        self.log(train_return=_mean(s["team"]), eval_return=eval_return, **losses, **others, eval_sem=eval_sem,
+                 time=wall, cpu_time=cpu, sps_cpu=self.step / max(cpu, 1e-9))
+        self.since_log = self.fresh_log()
+
+    def evaluate_now(self) -> tuple[float, float]:
+        """Mean and s.e.m. of the deterministic policy's team return on mpe2's evaluation episodes (on the twin)."""
+        cfg = self.config
+        wall, cpu = time.perf_counter(), time.process_time()
+        ev = evaluate(self.policy(), self.task, episodes=cfg.eval_episodes, seed=cfg.eval_seed,
+                      num_envs=min(cfg.eval_episodes, 200))
+        wall0, cpu0 = self.clock  # evaluations are not training time
+        self.clock = (wall0 + time.perf_counter() - wall, cpu0 + time.process_time() - cpu)
+        return ev.mean, ev.sem
+
+    def policy(self) -> TeamPolicy:
+        return TeamPolicy(self.env, *self.agents.values(), *self.opponents.items(), seed=self.config.seed)
 
 
-def twin_evaluator(env: Any, episodes: int = 100, seed: int = 10_000, *, deterministic: bool = True,
-                   opponents: Sequence[Any] = ()) -> Callable[[dict[str, PPOAgent]], dict[str, float]]:
-    """An ``eval_fn`` for :func:`train`: the team return of the learners (with ``opponents``,
-    members of a :class:`TeamPolicy`) on ``episodes`` episodes of a batched twin like ``env``
-    that are exactly mpe2's ``reset(seed=seed + k)`` episodes.
-
-    Returns ``{"eval_return": mean, "eval_sem": standard error}`` (team return summed over
-    all agents and steps).
-    """
-    eval_env = type(env)(min(int(episodes), 200), **_twin_kwargs(env))
-
-    def eval_fn(agents: dict[str, PPOAgent]) -> dict[str, float]:
-        team = TeamPolicy(env, *agents.values(), *opponents, deterministic=deterministic)
-        returns = evaluate(eval_env, team, episodes, seed=seed)
-        sem = float(returns.std(ddof=1) / np.sqrt(len(returns))) if len(returns) > 1 else float("nan")
-        return {"eval_return": float(returns.mean()), "eval_sem": sem}
-
-    return eval_fn
-
-
-def _twin_kwargs(env: Any) -> dict[str, Any]:
-    """Constructor settings of a batched MPE twin (to build another one like it)."""
-    kwargs: dict[str, Any] = {"continuous_actions": bool(env.continuous_actions), "max_cycles": int(env.max_cycles)}
-    for name in ("N", "local_ratio", "num_good", "num_adversaries", "num_obstacles"):  # spread's, tag's
-        if hasattr(env, name):
-            kwargs[name] = getattr(env, name)
-    return kwargs
-
-
-# =============================================================================
-# 6. Evaluation
-# =============================================================================
-def evaluate(env: Any, policy: Callable[[np.ndarray], np.ndarray], episodes: int = 100,
-             seed: int = 10_000, *, mpe2: bool = False) -> np.ndarray:
-    """Team returns (summed over agents and steps) of ``policy`` over ``episodes`` episodes.
-
-    ``env``: a batched twin, run on exactly mpe2's episodes (``reset(seed=seed + i)``);
-    with ``mpe2=True``, ``env`` is an mpe2 parallel env and ``policy`` takes its dicts
-    (a :class:`TeamPolicy` takes both).  Returns ``[episodes]`` team returns.
-    """
-    from course_lib.envs.mpe_policies import evaluate_mpe2, evaluate_vec
-
-    if mpe2:
-        return evaluate_mpe2(env, policy, episodes, seed=seed).sum(axis=1)
-    return evaluate_vec(env, policy, episodes, seed=seed, mpe2_seeds=True).sum(axis=1)
+def train(task: Any = "simple_spread_v3", config: Config | None = None, parts: Any = None,
+          **run_options) -> learning.Run:
+    """Train independent PPO on ``task`` (simple_spread_v3 by default); see
+    :func:`course_lib.learning.train` for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(IPPO, task, config, parts, **run_options)

@@ -8,11 +8,15 @@ Taught in notebooks/03_value_decomposition.  Read top to bottom:
 3. :func:`joint_td_target` -- the TD target of ``Q_tot`` (student TODO);
 4. agent networks -- the feed-forward :class:`course_lib.nets.QNetwork` of notebook 02
    (one network shared by all agents, one-hot agent id) or :class:`RecurrentQNetwork`;
-5. :class:`Config` and :func:`train` -- one loop for IQL (``mixer="none"``), VDN and
-   QMIX, built from the DQN blocks of notebook 02 (``ReplayBuffer``, ``QNetwork``,
-   ``linear_schedule``, ``hard_update``, ``td_target``);
-6. inspection -- :func:`q_tot_table`, :func:`greedy_actions`, :func:`greedy_return`,
-   :func:`two_step_tables` and :func:`matrix_game_table`.
+5. :class:`Config`, :class:`Parts` and :class:`ValueDecomposition` -- one loop for IQL
+   (``mixer="none"``), VDN and QMIX, built from the DQN blocks of notebook 02
+   (``ReplayBuffer``, ``QNetwork``, ``linear_schedule``, ``hard_update``), which calls
+   the parts ``vdn_mix``, ``qmix_forward`` and ``joint_td_target``; :func:`train`::
+
+       run = qmix.train("two_step", qmix.Config(mixer="qmix"), parts=qmix.Parts(qmix_forward=my_forward))
+       run.curve, evaluate(run.policy, "two_step", episodes=1), qmix.two_step_tables(run)
+
+6. inspection -- :func:`q_tot_table`, :func:`two_step_tables` and :func:`matrix_game_table`.
 
 Every function a student writes in the notebook has the same name and signature here;
 the notebook's hidden tests compare the two on random inputs.
@@ -21,18 +25,19 @@ from __future__ import annotations
 
 import copy
 import itertools
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import learning
 from course_lib.buffers import ReplayBuffer
+from course_lib.evaluation import evaluate
 from course_lib.nets import QNetwork, agent_one_hot
+from course_lib.policy import Policy
 from course_lib.training import hard_update, linear_schedule, td_target
 
 __all__ = [
@@ -43,33 +48,14 @@ __all__ = [
     "joint_td_target",
     "RecurrentQNetwork",
     "Config",
-    "Learner",
+    "Parts",
+    "ValueDecomposition",
+    "AgentQPolicy",
     "train",
     "q_tot_table",
-    "greedy_actions",
-    "greedy_return",
     "two_step_tables",
     "matrix_game_table",
-    "TWO_STEP_QMIX_PAPER",
-    "MATRIX_GAME_SETTINGS",
 ]
-
-# QMIX paper (Rashid et al. 2018), two-step game: QMIX's learned Q_tot in the first
-# state (rows: agent 1's action, which picks 2A or 2B; columns: agent 2's action).
-TWO_STEP_QMIX_PAPER = np.array([[6.93, 6.93], [7.92, 7.92]])
-
-# Settings of :func:`train` for the matrix games of notebooks/03_value_decomposition and
-# bench/value_based.py (use with ``VecTwoStepGame(32)`` / ``VecMatrixGame(32, ...)``).
-# As in the QMIX paper's two-step experiment, actions are uniformly random throughout
-# training (epsilon = 1) and gamma = 0.99; the network sizes and the optimiser settings
-# are ours: large batches of iid transitions let ~200 gradient steps reach the fixed
-# point in about a second on one core.
-MATRIX_GAME_SETTINGS = dict(
-    total_steps=60, learning_starts=10, gradient_steps=4, batch_size=512, buffer_size=5_000,
-    lr=1e-2, target_every=30, hidden=(32,), embed_dim=32, hypernet_layers=2,
-    eps_start=1.0, eps_end=1.0, gamma=0.99, log_every=10,
-)
-
 
 # =============================================================================
 # 1. Mixers
@@ -226,11 +212,13 @@ class RecurrentQNetwork(nn.Module):
 # =============================================================================
 @dataclass
 class Config:
-    """Hyperparameters of :func:`train` (CleanRL-style: every knob in one place)."""
+    """IQL, VDN or QMIX (every step count is in environment steps, summed over ``num_envs``)."""
 
-    seed: int = 0  # seeds torch, numpy and the environment
-    total_steps: int = 2_000  # vectorised env steps (each adds num_envs joint transitions)
-    buffer_size: int = 50_000  # replay capacity in joint transitions
+    seed: int = 0  # seeds torch, numpy and the environments
+    total_steps: int = 38_400  # environment steps (1,200 steps of 32 environments)
+    mixer: str = "qmix"  # "qmix", "vdn" or "none" (independent learners, IQL)
+    num_envs: int = 32  # environments stepped together
+    buffer_size: int = 50_000  # replay capacity in joint transitions (one per environment step)
     batch_size: int = 128  # joint transitions per gradient step
     gamma: float = 0.99  # discount (0.99 as in the QMIX paper)
     lr: float = 1e-3  # Adam learning rate (agents and mixer together)
@@ -243,265 +231,265 @@ class Config:
     eps_start: float = 1.0  # epsilon-greedy: initial epsilon ...
     eps_end: float = 0.05  # ... annealed linearly to this ...
     eps_fraction: float = 0.5  # ... over this fraction of total_steps
-    learning_starts: int = 50  # env steps of pure exploration before learning
-    train_every: int = 1  # env steps between learning phases
+    learning_starts: int = 1_600  # environment steps of pure exploration before learning
+    train_every: int = 32  # environment steps between learning phases (32: after every step of 32 envs)
     gradient_steps: int = 1  # gradient steps per learning phase
-    target_every: int = 100  # gradient steps between hard target-network copies
+    target_every: int = 100  # GRADIENT steps between hard target-network copies
     max_grad_norm: float = 10.0  # gradient clipping (agents and mixer together)
-    log_every: int = 50  # env steps between logged rows
-    eval_episodes: int = 0  # greedy evaluation episodes per logged row (0: none)
+    log_every: int = 1_600  # environment steps between curve rows
+    eval_episodes: int = 0  # greedy evaluation episodes per curve row (0: none)
     torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
-    progress: bool = True  # show a tqdm progress bar
 
 
 @dataclass
-class Learner:
-    """What :func:`train` learned: the agents' network, the mixer and the settings.
+class Parts:
+    """The functions of notebook 03 that the loop calls (defaults: the references)."""
 
-    ``mixer`` is a :class:`QMixer` (QMIX), ``"vdn"`` or ``None`` (IQL).
-    """
+    vdn_mix: Callable = vdn_mix
+    qmix_forward: Callable = qmix_forward
+    joint_td_target: Callable = joint_td_target
 
-    q_net: nn.Module
-    mixer: Any
-    kind: str
-    config: Config
 
-    def agent_qs(self, obs, hidden=None) -> torch.Tensor:
-        """Per-agent Q-values ``[B, N, A]`` of observations ``[B, N, D]`` (no gradient)."""
+MIXERS = ("none", "vdn", "qmix")
+
+
+class AgentQPolicy(Policy):
+    """Decentralised greedy acting, ``a_i = argmax_a Q_i(o_i, a)`` (ties to the first); GRU
+    agents keep their memory, cleared where an episode ended.  ``greedy=False``:
+    epsilon-greedy with ``epsilon``, as in training."""
+
+    name = "qmix"
+
+    def __init__(self, q_net: nn.Module, agents, obs_dim: int, epsilon: float = 0.05, seed: int = 0):
+        super().__init__(agents, obs_dim)
+        self.q_net, self.epsilon = q_net, float(epsilon)
+        self.recurrent = getattr(q_net, "recurrent", False)
+        self.rng = np.random.default_rng(seed)
+        self.hidden = None
+
+    def reset(self, num_envs: int) -> None:
+        self.hidden = self.q_net.init_hidden(num_envs) if self.recurrent else None
+
+    def act(self, obs, info=None, greedy=True):
+        obs = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         with torch.no_grad():
-            obs = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-            if getattr(self.q_net, "recurrent", False):
-                if hidden is None:
-                    hidden = self.q_net.init_hidden(obs.shape[0])
-                return self.q_net(obs, hidden)[0]
-            return self.q_net(obs)
-
-    def mix(self, chosen_qs: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``Q_tot [..., 1]`` of chosen per-agent values ``[..., N]`` (IQL: their sum)."""
-        if isinstance(self.mixer, nn.Module):
-            return self.mixer(chosen_qs, states)
-        return vdn_mix(chosen_qs)
-
-
-def _mix(kind: str, mixer, chosen_qs, states):
-    return mixer(chosen_qs, states) if kind == "qmix" else vdn_mix(chosen_qs)
+            if self.recurrent:
+                if self.hidden is None or self.hidden.shape[0] != obs.shape[0]:
+                    self.reset(obs.shape[0])
+                if info is not None and "done" in info:  # a new episode starts where the last one ended
+                    running = torch.as_tensor(~np.asarray(info["done"]), dtype=torch.float32)
+                    self.hidden = self.hidden * running[:, None, None]
+                q, self.hidden = self.q_net(obs, self.hidden)
+            else:
+                q = self.q_net(obs)
+        greedy_actions = q.argmax(-1).numpy()
+        if greedy:
+            return greedy_actions
+        explore = self.rng.random(greedy_actions.shape) < self.epsilon
+        return np.where(explore, self.rng.integers(0, q.shape[-1], size=greedy_actions.shape), greedy_actions)
 
 
-def train(env, config: Config | None = None, mixer: str = "qmix", *, eval_env=None,
-          return_learner: bool = False, **overrides):
-    """Train IQL (``mixer="none"``), VDN (``"vdn"``) or QMIX (``"qmix"``) on a batched
-    course environment; returns a DataFrame with one row per logged step.
+class ValueDecomposition(learning.Learner):
+    """IQL (``mixer="none"``), VDN or QMIX on a batched course task with a global state.
 
-    ``env`` is a batched twin (``Vec*``) with a global ``state()``; keyword
-    ``overrides`` replace fields of ``config``.  All agents share one Q-network (with a
-    one-hot agent id) and act epsilon-greedily on their own ``Q_i(o_i, .)``.  Learning
-    (centralised): one replay buffer of joint transitions with the global state;
+    All agents share one Q-network (with a one-hot agent id) and act epsilon-greedily on
+    their own ``Q_i(o_i, .)``.  Learning is centralised, on one replay buffer of joint
+    transitions with the global state:
 
-    * VDN / QMIX: ``Q_tot = mix(Q_1(o_1, a_1), ..., Q_N(o_N, a_N); s)`` is regressed on
-      :func:`joint_td_target` with the target agents and target mixer, the next joint
-      action chosen greedily per agent (double Q-learning with ``double_q``);
-    * IQL: every agent regresses its own ``Q_i`` on ``r + gamma max Q_i'`` (notebook 02).
+    * VDN / QMIX: ``Q_tot = mix(Q_1(o_1, a_1), ..., Q_N(o_N, a_N); s)`` (the parts
+      ``vdn_mix`` / ``qmix_forward``) is regressed on ``joint_td_target`` with the target
+      agents and the target mixer, the next joint action picked greedily per agent
+      (double Q-learning with ``double_q``);
+    * IQL: every agent regresses its own ``Q_i`` on the same target built from its own
+      ``Q_i^-`` (``joint_td_target`` applied agent by agent, notebook 02's target).
 
     An episode that ends -- by termination or at the time limit -- is not bootstrapped:
-    the course tasks put the time in the global state, so the horizon is part of the task.
-    With ``recurrent=True`` the GRU agents learn from the hidden state stored at acting
+    the course tasks put the time in the global state, so the horizon is part of the
+    task.  GRU agents (``recurrent=True``) learn from the hidden state stored at acting
     time, one step at a time (R2D2's "stored state", sequences of length 1).
-
-    Logged columns: ``step`` (env steps), ``episodes``, ``episode_return`` (mean return
-    per agent of the episodes finished since the last row -- the shared reward summed
-    over the episode), ``eval_return`` (greedy policy, when ``eval_episodes > 0``),
-    ``loss/td``, ``q_tot`` (mean ``Q_tot`` of the batch), ``epsilon``, ``sps`` (env steps
-    per second), ``seed``, ``mixer``.  With ``return_learner=True`` returns
-    ``(df, Learner)``.
-    Taught in notebooks/03_value_decomposition.
     """
-    from tqdm.auto import tqdm
 
-    cfg = Config(**{**asdict(config or Config()), **overrides})
-    kind = {"none": "iql", "iql": "iql", "vdn": "vdn", "qmix": "qmix"}.get(str(mixer).lower())
-    if kind is None:
-        raise ValueError(f"mixer must be 'vdn', 'qmix' or 'none' (IQL), got {mixer!r}")
-    if cfg.torch_threads is not None:
-        torch.set_num_threads(int(cfg.torch_threads))
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    B, N, D, A = env.num_envs, env.num_agents, env.obs_dim, env.n_actions
-    obs, _ = env.reset(seed=cfg.seed)
-    state = env.state()
-    S = state.shape[1]
+    name = "qmix"
+    description = "IQL, VDN or QMIX (Config.mixer), one agent network shared by the agents (notebook 03)"
+    Config = Config
+    Parts = Parts
 
-    # ---- networks: shared agents (+ mixer), their targets, one optimiser
-    if cfg.recurrent:
-        q_net: nn.Module = RecurrentQNetwork(D, A, N, cfg.rnn_hidden)
-    else:
-        q_net = QNetwork(D, A, N, hidden=cfg.hidden, agent_id=True)
-    mix_net = QMixer(N, S, cfg.embed_dim, cfg.hypernet_layers) if kind == "qmix" else None
-    target_q, target_mix = copy.deepcopy(q_net), copy.deepcopy(mix_net)
-    params = list(q_net.parameters()) + (list(mix_net.parameters()) if mix_net is not None else [])
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, foreach=True)
-    extra = {"state": ((S,), np.float32), "next_state": ((S,), np.float32)}
-    if cfg.recurrent:
-        extra["hidden"] = ((N, cfg.rnn_hidden), np.float32)
-    buffer = ReplayBuffer(cfg.buffer_size, N, D, extra=extra)
-    hidden = q_net.init_hidden(B) if cfg.recurrent else None
-    if cfg.eval_episodes and eval_env is None:  # a twin of env with the same settings
-        eval_env = type(env)(B, **env.config)
-
-    def q_values(net, o, h):  # -> (Q [b, N, A], next hidden or None)
-        return net(o, h) if cfg.recurrent else (net(o), None)
-
-    learner = Learner(q_net, {"qmix": mix_net, "vdn": "vdn", "iql": None}[kind], kind, cfg)
-
-    rows: list[dict] = []
-    returns, losses, q_tots = [], [], []
-    episodes, grad_steps = 0, 0
-    start = time.perf_counter()
-    bar = tqdm(range(1, cfg.total_steps + 1), desc=f"{kind.upper()} seed {cfg.seed}",
-               disable=not cfg.progress, mininterval=1.0, leave=False)
-    for step in bar:
-        # ---- act: decentralised, epsilon-greedy on each agent's own Q-values
-        epsilon = linear_schedule(cfg.eps_start, cfg.eps_end, int(cfg.eps_fraction * cfg.total_steps), step)
-        with torch.no_grad():
-            q, next_hidden = q_values(q_net, torch.as_tensor(obs), hidden)
-        greedy = q.argmax(-1).numpy()
-        explore = rng.random((B, N)) < epsilon
-        actions = np.where(explore, rng.integers(0, A, size=(B, N)), greedy)
-        next_obs, rewards, _, _, info = env.step(actions)
-        done = info["done"]
-        next_state = env.state()
-        fields = dict(state=state, next_state=next_state)
+    def __init__(self, task, config: Config, parts: Parts):
+        super().__init__(task, config, parts)
+        cfg = config
+        if cfg.mixer not in MIXERS:
+            raise ValueError(f"mixer must be 'vdn', 'qmix' or 'none' (IQL), got {cfg.mixer!r}")
+        self.seed_torch()
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env = task.batched(cfg.num_envs, seed=cfg.seed)
+        env = self.env
+        for knob in ("train_every", "log_every"):  # checked after each step of all envs
+            if getattr(cfg, knob) % cfg.num_envs:
+                raise ValueError(f"{knob}={getattr(cfg, knob)} must be a multiple of num_envs={cfg.num_envs}")
+        N, D, A = env.num_agents, env.obs_dim, env.n_actions
+        self.obs, _ = env.reset(seed=cfg.seed)
+        self.state = env.state()
+        S = self.state.shape[1]
         if cfg.recurrent:
-            fields["hidden"] = hidden.numpy()
+            self.q_net: nn.Module = RecurrentQNetwork(D, A, N, cfg.rnn_hidden)
+        else:
+            self.q_net = QNetwork(D, A, N, hidden=cfg.hidden, agent_id=True)
+        self.mixer = QMixer(N, S, cfg.embed_dim, cfg.hypernet_layers) if cfg.mixer == "qmix" else None
+        self.target_q, self.target_mixer = copy.deepcopy(self.q_net), copy.deepcopy(self.mixer)
+        self.params = list(self.q_net.parameters()) + (list(self.mixer.parameters()) if self.mixer else [])
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, foreach=True)
+        extra = {"state": ((S,), np.float32), "next_state": ((S,), np.float32)}
+        if cfg.recurrent:
+            extra["hidden"] = ((N, cfg.rnn_hidden), np.float32)
+        self.buffer = ReplayBuffer(cfg.buffer_size, N, D, extra=extra)
+        self.hidden = self.q_net.init_hidden(env.num_envs) if cfg.recurrent else None
+        self.grad_steps = 0
+        self.since_log: dict[str, list] = {"returns": [], "loss": [], "q_tot": []}
+
+    def epsilon(self, step: int) -> float:
+        cfg = self.config
+        return linear_schedule(cfg.eps_start, cfg.eps_end, int(cfg.eps_fraction * cfg.total_steps), step)
+
+    def q_values(self, net: nn.Module, obs, hidden):
+        """``(Q [b, N, A], next hidden or None)`` of agent network ``net``."""
+        return net(obs, hidden) if self.config.recurrent else (net(obs), None)
+
+    def mix(self, chosen_qs: torch.Tensor, states: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """``Q_tot [b, 1]`` of the chosen values ``[b, N]``: the part ``qmix_forward`` (with the
+        online or target mixer) or ``vdn_mix``; IQL has no mixer (its table is the plain sum)."""
+        if self.config.mixer == "qmix":
+            return self.parts.qmix_forward(self.target_mixer if target else self.mixer, chosen_qs, states)
+        if self.config.mixer == "vdn":
+            return self.parts.vdn_mix(chosen_qs)
+        return chosen_qs.sum(dim=-1, keepdim=True)
+
+    def agent_qs(self, obs) -> torch.Tensor:
+        """Per-agent Q-values ``[B, N, A]`` of observations ``[B, N, D]`` (no gradient; GRU memory from zeros)."""
+        obs = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        with torch.no_grad():
+            hidden = self.q_net.init_hidden(obs.shape[0]) if self.config.recurrent else None
+            return self.q_values(self.q_net, obs, hidden)[0]
+
+    # -- the loop --------------------------------------------------------------------
+    def iterate(self) -> None:
+        """One step of every environment, then learn and log when due."""
+        self.collect()
+        cfg = self.config
+        if self.step > cfg.learning_starts and self.step % cfg.train_every == 0:
+            self.learn()
+        if self.step % cfg.log_every == 0 or self.step >= cfg.total_steps:
+            self.log_block()
+
+    def collect(self) -> None:
+        """Decentralised acting, epsilon-greedy on each agent's own Q-values; store the joint
+        transition with the global state and the shared reward."""
+        B, N = self.env.num_envs, self.env.num_agents
+        epsilon = self.epsilon(self.step + B)
+        with torch.no_grad():
+            q, next_hidden = self.q_values(self.q_net, torch.as_tensor(self.obs), self.hidden)
+        explore = self.rng.random((B, N)) < epsilon
+        actions = np.where(explore, self.rng.integers(0, q.shape[-1], size=(B, N)), q.argmax(-1).numpy())
+        next_obs, rewards, _, _, info = self.env.step(actions)
+        done = info["done"]
+        next_state = self.env.state()
+        fields = dict(state=self.state, next_state=next_state)
+        if self.config.recurrent:
+            fields["hidden"] = self.hidden.numpy()
             next_hidden = next_hidden * torch.as_tensor(~done, dtype=torch.float32)[:, None, None]
         # the shared reward (mean over agents); an ended episode is not bootstrapped
-        buffer.add(obs, actions, rewards.mean(axis=1), info["final_obs"], done, **fields)
-        obs, state, hidden = next_obs, next_state, next_hidden
+        self.buffer.add(self.obs, actions, rewards.mean(axis=1), info["final_obs"], done, **fields)
+        self.obs, self.state, self.hidden = next_obs, next_state, next_hidden
+        self.step += B
         if done.any():
-            episodes += int(done.sum())
-            returns.extend(info["episode_return_mean"][done].tolist())
+            self.episode += int(done.sum())
+            self.since_log["returns"].extend(info["episode_return_mean"][done].tolist())
 
-        # ---- learn: centralised, on uniform minibatches of joint transitions
-        if step > cfg.learning_starts and step % cfg.train_every == 0:
-            for _ in range(cfg.gradient_steps):
-                loss, q_tot = _learn(buffer.sample(cfg.batch_size, rng), kind, cfg, q_net, mix_net,
-                                     target_q, target_mix, q_values)
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                grad_steps += 1
-                losses.append(loss.item())
-                q_tots.append(q_tot)
-                if grad_steps % cfg.target_every == 0:
-                    hard_update(target_q, q_net)
-                    if mix_net is not None:
-                        hard_update(target_mix, mix_net)
+    def learn(self) -> None:
+        """``gradient_steps`` steps on the TD loss; hard target copies every ``target_every`` of them."""
+        cfg = self.config
+        for _ in range(cfg.gradient_steps):
+            loss, q_tot = self.td_loss(self.buffer.sample(cfg.batch_size, self.rng))
+            self.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.grad_steps += 1
+            self.since_log["loss"].append(loss.item())
+            self.since_log["q_tot"].append(q_tot)
+            if self.grad_steps % cfg.target_every == 0:
+                hard_update(self.target_q, self.q_net)
+                if self.mixer is not None:
+                    hard_update(self.target_mixer, self.mixer)
 
-        # ---- log one row
-        if step % cfg.log_every == 0 or step == cfg.total_steps:
-            row = {
-                "step": step,
-                "episodes": episodes,
-                "episode_return": float(np.mean(returns)) if returns else np.nan,
-                "eval_return": (greedy_return(learner, eval_env, cfg.eval_episodes,
-                                              seed=cfg.seed + 10_000) if cfg.eval_episodes else np.nan),
-                "loss/td": float(np.mean(losses)) if losses else np.nan,
-                "q_tot": float(np.mean(q_tots)) if q_tots else np.nan,
-                "epsilon": epsilon,
-                "sps": step * B / max(time.perf_counter() - start, 1e-9),
-                "seed": cfg.seed,
-                "mixer": kind,
-            }
-            rows.append(row)
-            bar.set_postfix(ret=f"{row['episode_return']:.2f}", eps=f"{epsilon:.2f}", refresh=False)
-            returns, losses, q_tots = [], [], []
-    bar.close()
-    df = pd.DataFrame(rows)
-    if return_learner:
-        return df, learner
-    return df
+    def td_loss(self, batch: dict) -> tuple[torch.Tensor, float]:
+        """``(Q_tot(s, a) - y)^2`` on one minibatch (IQL: every agent's ``(Q_i - y_i)^2``);
+        returns ``(loss, mean Q_tot)``."""
+        cfg = self.config
+        b = {k: torch.as_tensor(v) for k, v in batch.items()}
+        rewards, dones = b["rewards"], b["dones"]  # [b, N]: the shared reward / done in every column
+        q, h_next = self.q_values(self.q_net, b["obs"], b.get("hidden"))
+        chosen = q.gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)  # [b, N]
+        with torch.no_grad():
+            h_target = self.q_values(self.target_q, b["obs"], b["hidden"])[1] if cfg.recurrent else None
+            next_target = self.q_values(self.target_q, b["next_obs"], h_target)[0]  # [b, N, A]
+            if cfg.double_q:  # a'_i = argmax Q_i (online), valued by the target agents
+                next_online = self.q_values(self.q_net, b["next_obs"], h_next.detach() if cfg.recurrent else None)[0]
+                next_value = next_target.gather(-1, next_online.argmax(-1, keepdim=True)).squeeze(-1)  # [b, N]
+            else:
+                next_value = next_target.max(-1).values
+        if cfg.mixer == "none":  # every agent its own target
+            with torch.no_grad():
+                y = self.parts.joint_td_target(rewards, next_value, dones, cfg.gamma)
+            return F.mse_loss(chosen, torch.as_tensor(y, dtype=torch.float32)), float(chosen.detach().sum(-1).mean())
+        q_tot = self.mix(chosen, b["state"])  # [b, 1]
+        with torch.no_grad():
+            next_tot = self.mix(next_value, b["next_state"], target=True)
+            y = self.parts.joint_td_target(rewards[:, :1], next_tot, dones[:, :1], cfg.gamma)
+        return F.mse_loss(q_tot, torch.as_tensor(y, dtype=torch.float32)), float(q_tot.detach().mean())
+
+    def log_block(self) -> None:
+        """One curve row: ``train_return`` is the return per agent (the shared reward summed
+        over an episode) of the training episodes ended since the last row."""
+        cfg = self.config
+        mean = learning.mean_or_nan
+        s = self.since_log
+        eval_return = np.nan
+        if cfg.eval_episodes:
+            ev = evaluate(self.policy(), self.task, episodes=cfg.eval_episodes, seed=cfg.seed + 10_000,
+                          num_envs=cfg.num_envs)
+            eval_return = ev.summary()["return_per_agent"]
+        self.log(train_return=mean(s["returns"]), eval_return=eval_return, **{"loss/td": mean(s["loss"])},
+                 q_tot=mean(s["q_tot"]), epsilon=self.epsilon(self.step), mixer=cfg.mixer)
+        self.since_log = {k: [] for k in s}
+
+    def policy(self) -> AgentQPolicy:
+        return AgentQPolicy(self.q_net, self.env.possible_agents, self.env.obs_dim, self.config.eps_end,
+                            self.config.seed)
 
 
-def _learn(batch, kind, cfg, q_net, mix_net, target_q, target_mix, q_values):
-    """TD loss of one minibatch; returns ``(loss, mean Q_tot)``."""
-    obs = torch.as_tensor(batch["obs"])
-    next_obs = torch.as_tensor(batch["next_obs"])
-    actions = torch.as_tensor(batch["actions"])
-    rewards = torch.as_tensor(batch["rewards"])  # [b, N], the shared reward in every column
-    dones = torch.as_tensor(batch["dones"])
-    state, next_state = torch.as_tensor(batch["state"]), torch.as_tensor(batch["next_state"])
-    hidden = torch.as_tensor(batch["hidden"]) if cfg.recurrent else None
-
-    q, h_next = q_values(q_net, obs, hidden)
-    chosen = q.gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [b, N]
-    with torch.no_grad():
-        h_target = q_values(target_q, obs, hidden)[1] if cfg.recurrent else None
-        next_target = q_values(target_q, next_obs, h_target)[0]  # [b, N, A]
-        if cfg.double_q:
-            next_online = q_values(q_net, next_obs, h_next.detach() if cfg.recurrent else None)[0]
-            best = next_online.argmax(-1, keepdim=True)
-            next_value = next_target.gather(-1, best).squeeze(-1)  # [b, N]
-        else:
-            next_value = next_target.max(-1).values
-    if kind == "iql":  # every agent its own TD target
-        target = td_target(rewards, next_value, dones, cfg.gamma)
-        return F.mse_loss(chosen, target), float(chosen.detach().sum(-1).mean())
-    q_tot = _mix(kind, mix_net, chosen, state)  # [b, 1]
-    with torch.no_grad():
-        next_tot = _mix(kind, target_mix, next_value, next_state)
-        target = joint_td_target(rewards[:, :1], next_tot, dones[:, :1], cfg.gamma)
-    return F.mse_loss(q_tot, target), float(q_tot.detach().mean())
+def train(task: Any = "two_step", config: Config | None = None, parts: Any = None, **run_options) -> learning.Run:
+    """Train IQL, VDN or QMIX (``config.mixer``) on ``task``; see :func:`course_lib.learning.train`
+    for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(ValueDecomposition, task, config, parts, **run_options)
 
 
 # =============================================================================
 # 6. Inspecting what was learned
 # =============================================================================
-def greedy_actions(learner: Learner, obs, hidden=None) -> np.ndarray:
-    """Every agent's greedy action ``argmax_a Q_i(o_i, a)``: ``[B, N]`` from obs ``[B, N, D]``.
-    Used in notebooks/03_value_decomposition."""
-    return learner.agent_qs(obs, hidden).argmax(-1).numpy()
+def _learner(run) -> ValueDecomposition:
+    return getattr(run, "learner", run)
 
 
-def greedy_return(learner: Learner, env, episodes: int = 64, seed: int | None = 0,
-                  max_steps: int = 10_000) -> float:
-    """Mean return per agent of the greedy decentralised policy over ``episodes``
-    episodes of the batched ``env``.
-
-    Runs rounds of one episode per environment (``env.reset(seed=seed + round)``), so
-    short episodes are not over-counted; GRU memory starts from zeros.
-    Used in notebooks/03_value_decomposition.
-    """
-    B = env.num_envs
-    recurrent = getattr(learner.q_net, "recurrent", False)
-    returns: list[float] = []
-    for round_ in range(-(-int(episodes) // B)):
-        obs, _ = env.reset(seed=None if seed is None else seed + round_)
-        hidden = learner.q_net.init_hidden(B) if recurrent else None
-        pending = np.ones(B, dtype=bool)  # envs whose first episode is still running
-        for _ in range(max_steps):
-            with torch.no_grad():
-                if recurrent:
-                    q, hidden = learner.q_net(torch.as_tensor(obs), hidden)
-                else:
-                    q = learner.q_net(torch.as_tensor(obs))
-            obs, _, _, _, info = env.step(q.argmax(-1).numpy())
-            first = info["done"] & pending
-            returns.extend(info["episode_return_mean"][first].tolist())
-            pending &= ~info["done"]
-            if not pending.any():
-                break
-    return float(np.mean(returns[:episodes])) if returns else float("nan")
-
-
-def q_tot_table(learner: Learner, obs, state) -> np.ndarray:
+def q_tot_table(run, obs, state) -> np.ndarray:
     """``Q_tot`` of every joint action in one situation: an array ``[A] * N``.
 
-    ``obs [N, D]`` holds every agent's observation and ``state [S]`` the global state
-    (feed-forward agents).  For IQL the table is the sum of the agents' values.
+    ``run`` is a :class:`~course_lib.learning.Run` of :func:`train` (its mixing part is
+    what computes the table); ``obs [N, D]`` holds every agent's observation and
+    ``state [S]`` the global state.  For IQL the table is the sum of the agents' values.
     Used in notebooks/03_value_decomposition.
     """
-    obs = np.asarray(obs, dtype=np.float32)[None]
-    qs = learner.agent_qs(obs)[0]  # [N, A]
+    learner = _learner(run)
+    qs = learner.agent_qs(np.asarray(obs, dtype=np.float32)[None])[0]  # [N, A]
     N, A = qs.shape
     joint = torch.as_tensor(list(itertools.product(range(A), repeat=N)))  # [A^N, N]
     chosen = qs[torch.arange(N)[None, :], joint]  # [A^N, N]
@@ -510,20 +498,21 @@ def q_tot_table(learner: Learner, obs, state) -> np.ndarray:
         return learner.mix(chosen, states).reshape([A] * N).numpy()
 
 
-def two_step_tables(learner: Learner) -> dict[str, np.ndarray]:
+def two_step_tables(run) -> dict[str, np.ndarray]:
     """``Q_tot`` tables of the two-step game in its three states: ``{"1", "2A", "2B"}``
     (rows: agent 1's action, columns: agent 2's action).
-    Used in notebooks/03_value_decomposition (compare with :data:`TWO_STEP_QMIX_PAPER`)."""
+    Used in notebooks/03_value_decomposition (compare with ``papers.QMIX_TWO_STEP_STATE1``)."""
     tables = {}
     for index, name in enumerate(["1", "2A", "2B"]):
         one_hot = np.eye(3, dtype=np.float32)[index]
-        tables[name] = q_tot_table(learner, np.stack([one_hot, one_hot]), one_hot)
+        tables[name] = q_tot_table(run, np.stack([one_hot, one_hot]), one_hot)
     return tables
 
 
-def matrix_game_table(learner: Learner, env) -> np.ndarray:
-    """``Q_tot`` table of a one-shot ``VecMatrixGame`` (its first-round observation), e.g.
-    the QTRAN game of Son et al. (2019) or the climbing game.
+def matrix_game_table(run) -> np.ndarray:
+    """``Q_tot`` table of a one-shot matrix game (the run's ``matrix_<game>`` task, in its
+    first-round situation), e.g. the QTRAN game of Son et al. (2019) or the climbing game.
     Used in notebooks/03_value_decomposition."""
+    env = _learner(run).task.batched(1)
     obs, _ = env.reset()
-    return q_tot_table(learner, obs[0], env.state()[0])
+    return q_tot_table(run, obs[0], env.state()[0])

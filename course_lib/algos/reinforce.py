@@ -1,41 +1,42 @@
-"""REINFORCE with a learned baseline, for communicating agents on the batched envs.
+"""REINFORCE with a learned baseline, for communicating agents (CommNet, TarMAC, NoComm).
 
-Taught in notebooks/05_communication (used by CommNet and TarMAC).  Read top to bottom:
+Taught in notebooks/05_communication, where students write the three parts this loop
+calls (their references: :func:`course_lib.algos.commnet.comm_mean`,
+:func:`course_lib.algos.tarmac.attention_weights` and :func:`reinforce_loss` below)::
 
-1. :func:`reinforce_loss` -- policy gradient with the value head as baseline, the
-   baseline's squared error and an entropy bonus, averaged over the agent-steps that
-   count (student TODO);
-2. :func:`rollout` -- one episode in every env of a batched twin, with the log-probs,
-   values, entropies and the mask of agent-steps that count (present agents, episode
-   not over yet);
-3. :func:`returns_to_go` -- per-agent or team returns;
-4. :class:`Config` and :func:`train` -- several episodes (one per env) per update,
-   curriculum for the traffic junction, checkpoint save and resume;
-5. :func:`evaluate` -- greedy or sampled episodes, task metrics averaged.
+    c_j  = comm_mean(h, alive)                  # CommNet: mean of the others' hidden states
+    a_ji = attention_weights(q, k, alive)       # TarMAC: whom receiver j listens to
+    G_t  = sum_{t' >= t} r_t'                   # returns to go, per agent
+    loss = reinforce_loss(log pi(a_t), V(s_t), G_t, H(pi), mask)   # learn
 
-A model is any ``nn.Module`` with ``model(obs [B, N, D], alive [B, N]) -> (logits
-[B, N, A], values [B, N])`` (:class:`~course_lib.algos.commnet.CommNet`,
-:class:`~course_lib.algos.tarmac.TarMAC`).
+Every update runs one episode in each of ``num_envs`` environments (the rollout), then
+takes one Adam step on the loss; the traffic junction's arrival probability follows a
+curriculum.  One network, shared by all agents, gives the action logits and the value
+baseline: ``model(obs [B, N, D], alive [B, N]) -> (logits [B, N, A], values [B, N])``,
+built by :func:`make_model` from ``Config.model``.  Train it with the course's one
+learning API::
+
+    run = reinforce.train("traffic_junction_easy", reinforce.Config(model="tarmac"),
+                          parts=reinforce.Parts(attention_weights=my_attention))
+    run.curve, evaluate(run.policy, task("traffic_junction_easy", arrival_prob=0.3))
 """
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["reinforce_loss", "rollout", "returns_to_go", "episode_metrics", "Config", "make_config",
-           "train", "evaluate", "save_checkpoint", "load_checkpoint", "METRICS", "SETTINGS", "make_env",
-           "describe"]
+from course_lib import learning
+from course_lib.algos.commnet import CommNet, comm_mean
+from course_lib.algos.tarmac import TarMAC, attention_weights
+from course_lib.evaluation import evaluate
+from course_lib.policy import Policy
 
-# task metrics reported by the course envs at the end of an episode
-METRICS = ("success", "failure", "collisions", "cars_completed", "distinct_score",
-           "final_mean_dist", "prey_caught")
+__all__ = ["reinforce_loss", "rollout", "returns_to_go", "episode_values", "horizon", "MODELS", "make_model",
+           "plug_parts", "CommPolicy", "Config", "Parts", "Reinforce", "train"]
 
 
 # ----------------------------------------------------------------------- the loss
@@ -64,9 +65,9 @@ def reinforce_loss(log_probs: torch.Tensor, values: torch.Tensor, returns: torch
 
 
 # --------------------------------------------------------------------- rollouts
-def _alive(info: dict, obs: np.ndarray) -> np.ndarray:
+def _alive(info: dict, shape: tuple) -> np.ndarray:
     """Which agent slots are present: ``info["active"]`` where the env has it, else all."""
-    return np.asarray(info.get("active", np.ones(obs.shape[:2], dtype=bool)), dtype=bool)
+    return np.asarray(info.get("active", np.ones(shape, dtype=bool)), dtype=bool)
 
 
 def _new_agents(env, alive: np.ndarray) -> np.ndarray:
@@ -85,9 +86,10 @@ def rollout(env, model: nn.Module, greedy: bool = False, record_attention: bool 
     """One episode in each of the ``B`` envs of a batched twin (reset first).
 
     Returns tensors ``[T, B, N]``: ``log_probs``, ``values``, ``entropy``, ``rewards``,
-    ``mask`` (agent present and its env's episode not over), and ``episodes``: the
-    env's end-of-episode ``info`` (one dict per step, read where ``info["done"]``).
-    With ``record_attention`` the model's ``last_attention`` is stored per step too.
+    ``mask`` (agent present and its env's episode not over), ``starts`` (a new agent took
+    the slot), and ``episodes``: the env's ``info`` of every step (read where
+    ``info["done"] & info["counted"]``).  With ``record_attention`` the model's
+    ``last_attention``, the observations and ``alive`` are kept per step too.
     """
     obs, info = env.reset()
     running = np.ones(env.num_envs, dtype=bool)
@@ -95,7 +97,7 @@ def rollout(env, model: nn.Module, greedy: bool = False, record_attention: bool 
                                             "starts", "alive", "attention", "obs")}
     episodes = []
     for _ in range(horizon(env)):
-        alive = _alive(info, obs)
+        alive = _alive(info, obs.shape[:2])
         logits, values = model(torch.as_tensor(obs), torch.as_tensor(alive))
         dist = torch.distributions.Categorical(logits=logits)
         actions = logits.argmax(-1) if greedy else dist.sample()
@@ -140,205 +142,221 @@ def returns_to_go(rewards: torch.Tensor, gamma: float = 1.0, team: bool = False,
     return out
 
 
-def episode_metrics(episodes: list[dict]) -> dict[str, float]:
-    """Mean return and task metrics over the episodes that ended in a rollout."""
-    values: dict[str, list] = {}
+def episode_values(episodes: list[dict], metrics: Any = ()) -> dict[str, list]:
+    """Per-episode values of the episodes that ended in a rollout (one per env):
+    ``team_return``, ``return_per_agent`` and the task ``metrics`` named."""
+    values: dict[str, list] = {k: [] for k in ("team_return", "return_per_agent", *metrics)}
     for info in episodes:
         ended = info["done"] & info["counted"]
-        if not ended.any():
-            continue
-        values.setdefault("episode_return", []).extend(info["episode_return_mean"][ended].tolist())
-        values.setdefault("team_return", []).extend(info["team_return"][ended].tolist())
-        for key in METRICS:
-            if key in info:
-                values.setdefault(key, []).extend(np.asarray(info[key], dtype=float)[ended].tolist())
-    return {k: float(np.mean(v)) for k, v in values.items()}
+        if ended.any():
+            values["team_return"].extend(info["team_return"][ended].tolist())
+            values["return_per_agent"].extend(info["episode_return_mean"][ended].tolist())
+            for key in metrics:
+                values[key].extend(np.asarray(info[key], dtype=float)[ended].tolist())
+    return values
 
 
-# ------------------------------------------------------------------- training
-@dataclass
-class Config:
-    """REINFORCE with a baseline; one episode per env of the batched twin per update."""
-
-    updates: int = 500            # gradient steps (episodes = updates x num_envs)
-    lr: float = 3e-3              # Adam
-    gamma: float = 1.0            # undiscounted returns, as in CommNet
-    value_coef: float = 0.03      # weight of the baseline's squared error (CommNet's alpha)
-    entropy_coef: float = 0.01    # entropy bonus (at the start)
-    entropy_end: float | None = None  # anneal the bonus linearly to this by the last update (None: constant)
-    grad_clip: float = 1.0        # max gradient norm
-    team_reward: bool = False     # True: every agent gets the team's summed return
-    reward_scale: float = 1.0     # rewards are multiplied by this (keeps returns near 1 for Adam and the entropy bonus)
-    curriculum_until: float = 0.0  # ramp env.set_curriculum from 0 to 1 over this fraction of updates
-    log_every: int = 25           # updates between logged rows
-    eval_episodes: int = 0        # greedy episodes per logged row (0: log the training episodes only)
-    seed: int = 0
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    update: int, history: list[dict], config: Config, env=None) -> None:
-    """Everything needed to resume training exactly: weights, optimiser, update count,
-    history, and the torch and env random states."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "update": update,
-             "history": history, "config": asdict(config), "torch_rng": torch.get_rng_state()}
-    if env is not None:
-        state["env_rng"] = env.core.rng.bit_generator.state
-    torch.save(state, path)
-
-
-def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    env=None):
-    """Load a checkpoint into ``model`` (and ``optimizer``, ``env``'s generator); returns
-    ``(update, history)``."""
-    state = torch.load(Path(path), weights_only=False)
-    model.load_state_dict(state["model"])
-    if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
-    if env is not None and "env_rng" in state:
-        env.core.rng.bit_generator.state = state["env_rng"]
-    return int(state["update"]), list(state["history"])
-
-
-def make_config(config: Config | None = None, **overrides) -> Config:
-    """``config`` (default :class:`Config`) with ``overrides``; unknown names are an error."""
-    fields = asdict(config or Config())
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise TypeError(f"unknown REINFORCE setting(s) {unknown}; the settings are {sorted(fields)}")
-    return Config(**{**fields, **overrides})
-
-
-def train(env, model: nn.Module, config: Config | None = None, *, progress: bool = True,
-          checkpoint: str | Path | None = None, checkpoint_every: int = 100, label: str = "",
-          **overrides) -> pd.DataFrame:
-    """Train ``model`` on the batched env ``env`` with REINFORCE and a learned baseline.
-
-    Every update runs one episode in each env (``env.num_envs`` episodes), then one
-    gradient step.  Returns one row per ``log_every`` updates: ``update``, ``episodes``,
-    ``episode_return`` and the task metrics of the training episodes (``eval_*`` for
-    greedy evaluation episodes when ``eval_episodes > 0``), ``loss``, ``entropy``,
-    ``arrival_prob`` (traffic junction), ``sps`` (env steps per second of wall time, all
-    envs) and ``sps_cpu`` (per second of this process's CPU time).
-    With ``checkpoint`` the run is saved every ``checkpoint_every`` updates and at the
-    end, and resumed from there if the file exists.
-    Taught in notebooks/05_communication.
-    """
-    from tqdm.auto import tqdm
-
-    cfg = make_config(config, **overrides)
-    torch.manual_seed(cfg.seed)
-    env.reset(seed=cfg.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_update, history = 0, []
-    if checkpoint is not None and Path(checkpoint).exists():
-        start_update, history = load_checkpoint(checkpoint, model, optimizer, env)
-    steps, start, start_cpu = 0, time.perf_counter(), time.process_time()
-    bar = tqdm(range(start_update + 1, cfg.updates + 1), disable=not progress, desc=label or "REINFORCE")
-    for update in bar:
-        if cfg.curriculum_until > 0 and hasattr(env, "set_curriculum"):
-            env.set_curriculum((update - 1) / max(cfg.curriculum_until * cfg.updates, 1))
-        frac = (update - 1) / max(cfg.updates - 1, 1)
-        entropy_coef = cfg.entropy_coef if cfg.entropy_end is None else \
-            cfg.entropy_coef + frac * (cfg.entropy_end - cfg.entropy_coef)
-        batch = rollout(env, model)
-        steps += batch["rewards"].shape[0] * env.num_envs
-        returns = returns_to_go(batch["rewards"] * cfg.reward_scale, cfg.gamma, cfg.team_reward, batch["starts"])
-        loss = reinforce_loss(batch["log_probs"], batch["values"], returns, batch["entropy"],
-                              batch["mask"], cfg.value_coef, entropy_coef)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        if update % cfg.log_every == 0 or update == cfg.updates:
-            mask = batch["mask"]
-            row = {"update": update, "episodes": update * env.num_envs,
-                   **episode_metrics(batch["episodes"]), "loss": loss.item(),
-                   "entropy": float((batch["entropy"].detach() * mask).sum() / mask.sum().clamp(min=1)),
-                   "sps": steps / max(time.perf_counter() - start, 1e-9),
-                   "sps_cpu": steps / max(time.process_time() - start_cpu, 1e-9)}
-            if hasattr(env, "arrival_prob"):
-                row["arrival_prob"] = env.arrival_prob
-            if cfg.eval_episodes > 0:
-                row.update({f"eval_{k}": v for k, v in evaluate(env, model, cfg.eval_episodes).items()})
-            history.append(row)
-            bar.set_postfix(ret=f"{row.get('episode_return', float('nan')):.2f}")
-            if checkpoint is not None and update % checkpoint_every == 0:
-                save_checkpoint(checkpoint, model, optimizer, update, history, cfg, env)
-    if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizer, cfg.updates, history, cfg, env)
-    return pd.DataFrame(history).assign(seed=cfg.seed)
-
-
-# ------------------------------------------------------------ tasks and settings
-# The settings the notebook and bench/communication.py train with, per task: Config
-# fields plus the batch of envs (episodes per update) and the hidden width.  Tuned on
-# the traffic junction (seed 0): a high entropy bonus annealed to 0 keeps the cars
-# exploring "brake" long enough to learn when to yield; lr 3e-4 learned to brake for good.
-SETTINGS: dict[str, dict[str, Any]] = {
-    "traffic_junction_easy": dict(num_envs=32, hidden=64, updates=2000, lr=1e-3, entropy_coef=0.1,
-                                  entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5, log_every=25),
-    "traffic_junction_medium": dict(num_envs=32, hidden=64, updates=1000, lr=1e-3, entropy_coef=0.1,
-                                    entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5, log_every=25),
-    "predator_prey": dict(num_envs=32, hidden=64, updates=600, lr=1e-3, entropy_coef=0.05, entropy_end=0.0,
-                          reward_scale=0.1, log_every=10),
-    "navigation": dict(num_envs=32, hidden=64, updates=600, lr=1e-3, entropy_coef=0.05, entropy_end=0.0,
-                       reward_scale=0.1, log_every=10),
+# ------------------------------------------------------------------------ models
+#: model kind -> builder(obs_dim, n_actions, config); a new kind is one more entry
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "commnet": lambda obs_dim, n_actions, cfg: CommNet(obs_dim, n_actions, cfg.hidden, cfg.comm_steps),
+    "nocomm": lambda obs_dim, n_actions, cfg: CommNet(obs_dim, n_actions, cfg.hidden, cfg.comm_steps, comm=False),
+    "tarmac": lambda obs_dim, n_actions, cfg: TarMAC(obs_dim, n_actions, cfg.hidden, cfg.key_dim, cfg.comm_steps),
 }
 
 
-def make_env(task: str, num_envs: int, seed: int | None = None, final: bool = False):
-    """The batched env of a task of :data:`SETTINGS`: traffic junction easy / medium (IC3Net's
-    versions, vision 1), predator-prey (7x7, 3 predators, vision 2), navigation (the tuned
-    CommNet reproduction, ``navigation.TUNED``).  ``final`` sets the traffic junction's
-    arrival probability to its maximum (where the papers evaluate)."""
-    from course_lib.envs import VecCooperativeNavigation, VecPredatorPrey, VecTrafficJunction
-    from course_lib.envs.navigation import TUNED
-
-    if task.startswith("traffic_junction_"):
-        env = VecTrafficJunction(num_envs, version=task.rsplit("_", 1)[1], seed=seed)
-        if final:
-            env.set_curriculum(1.0)
-        return env
-    if task == "predator_prey":
-        return VecPredatorPrey(num_envs, seed=seed)
-    if task == "navigation":
-        return VecCooperativeNavigation(num_envs, seed=seed, **TUNED)
-    raise ValueError(f"unknown task {task!r}; the tasks are {sorted(SETTINGS)}")
+def make_model(kind: str, obs_dim: int, n_actions: int, config: Any) -> nn.Module:
+    """The network of model ``kind`` (a key of :data:`MODELS`), sized by ``config``
+    (``hidden``, ``comm_steps``, ``key_dim``)."""
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; the models are {sorted(MODELS)}")
+    return MODELS[kind](int(obs_dim), int(n_actions), config)
 
 
-def describe(task: str) -> str:
-    """One line on a task's env and training settings."""
-    env, s = make_env(task, 1), SETTINGS[task]
-    core = env.core
-    if task.startswith("traffic_junction_"):
-        what = (f"{core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
-                f"{core.vision}, arrival probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the "
-                f"first {s['curriculum_until']:.0%} of training")
-    elif task == "predator_prey":
-        what = (f"{core.size}x{core.size}, {core.num_agents} predators, vision {core.vision}, "
-                f"{core.max_steps} steps")
-    else:
-        what = (f"{core.num_agents} agents, spawn span {core.spawn_span}, vision {core.vision_radius}, "
-                f"{core.max_steps} steps")
-    return (f"{what}; {s['updates']} updates x {s['num_envs']} episodes, hidden {s['hidden']}, K = 2, "
-            f"lr {s['lr']}, entropy {s['entropy_coef']} -> {s.get('entropy_end', s['entropy_coef'])}")
+#: the parts a network calls from inside (attributes of its modules of the same name)
+PLUGGED = ("comm_mean", "attention_weights")
 
 
-def evaluate(env, model: nn.Module, episodes: int = 256, greedy: bool = True) -> dict[str, float]:
-    """Mean return and task metrics over at least ``episodes`` episodes (greedy by default).
+def plug_parts(model: nn.Module, parts: Any) -> nn.Module:
+    """Hand the student's functions to the modules that call them: every module of
+    ``model`` with a ``comm_mean`` (CommNet) or ``attention_weights`` (a TarMAC round)."""
+    for module in model.modules():
+        for name in PLUGGED:
+            if name in module.__dict__:
+                setattr(module, name, getattr(parts, name))
+    return model
 
-    Runs whole batches of ``env.num_envs`` episodes on ``env`` at its current settings
-    (e.g. arrival probability) and leaves the model in the mode it found it.
-    """
-    sums: dict[str, list] = {}
-    done = 0
-    with torch.no_grad():
-        while done < episodes:
-            batch = rollout(env, model, greedy=greedy)
-            for k, v in episode_metrics(batch["episodes"]).items():
-                sums.setdefault(k, []).append(v)
-            done += env.num_envs
-    return {k: float(np.mean(v)) for k, v in sums.items()}
+
+# ------------------------------------------------------------------------ policy
+class CommPolicy(Policy):
+    """All agents of an environment act together through one communicating network:
+    ``logits = model(obs, alive)``; greedy: the most likely action, else one sampled with
+    the policy's own generator (:meth:`reseed` sets it)."""
+
+    name = "comm"
+
+    def __init__(self, model: nn.Module, agents, obs_dim: int, seed: int = 0):
+        super().__init__(agents, obs_dim)
+        self.model = model
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def reseed(self, seed: int) -> "CommPolicy":
+        """Restart the sampling generator from ``seed``; returns the policy."""
+        self.generator.manual_seed(int(seed))
+        return self
+
+    def inputs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32))
+
+    def act(self, obs, info=None, greedy=True):
+        alive = _alive(info or {}, np.shape(obs)[:2])
+        with torch.no_grad():
+            logits, _ = self.model(self.inputs(obs), torch.as_tensor(alive))
+        if greedy:
+            return logits.argmax(-1).numpy()
+        probs = torch.softmax(logits, -1).reshape(-1, logits.shape[-1])
+        return torch.multinomial(probs, 1, generator=self.generator).reshape(logits.shape[:-1]).numpy()
+
+
+# ------------------------------------------------------------------- the learner
+@dataclass
+class Config:
+    """REINFORCE with a learned baseline.  Steps are environment steps summed over the
+    ``num_envs`` environments, and an update counts ``num_envs x horizon`` of them (one
+    episode per environment; the rollout stops early once every episode has ended), so
+    ``total_steps = updates x num_envs x horizon`` (horizon: 20 steps on the easy traffic
+    junction, 40 on the medium one, predator-prey and navigation)."""
+
+    seed: int = 0  # seeds torch and the environments
+    total_steps: int = 1_280_000  # environment steps (2,000 updates x 32 episodes x 20 steps)
+    model: str = "commnet"  # "commnet", "nocomm" (CommNet with zeroed messages) or "tarmac": see MODELS
+    hidden: int = 64  # width of the hidden states h
+    comm_steps: int = 2  # communication steps K (TarMAC: rounds)
+    key_dim: int = 16  # TarMAC: size of the signatures and queries
+    num_envs: int = 32  # environments, hence episodes per update
+    lr: float = 1e-3  # Adam learning rate
+    gamma: float = 1.0  # discount; undiscounted returns, as in CommNet
+    value_coef: float = 0.03  # weight of the baseline's squared error (CommNet's alpha)
+    entropy_coef: float = 0.1  # entropy bonus at the start ...
+    entropy_end: float | None = 0.0  # ... annealed linearly to this by the last update (None: constant)
+    grad_clip: float = 1.0  # max gradient norm
+    team_reward: bool = False  # True: every agent gets the team's summed return
+    reward_scale: float = 0.1  # rewards times this (keeps returns near 1 for Adam and the entropy bonus)
+    curriculum_until: float = 0.5  # env.set_curriculum ramps 0 -> 1 over this fraction of the updates (0: off)
+    log_every: int = 16_000  # environment steps between curve rows (25 updates here)
+    eval_episodes: int = 0  # greedy evaluation episodes on the task per curve row (0: none)
+    eval_seed: int = 10_000  # seed of those evaluation episodes
+    torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
+
+
+@dataclass
+class Parts:
+    """The functions of notebook 05 that the loop calls (defaults: the references)."""
+
+    comm_mean: Callable = comm_mean
+    attention_weights: Callable = attention_weights
+    reinforce_loss: Callable = reinforce_loss
+
+
+class Reinforce(learning.Learner):
+    name = "reinforce"
+    description = "REINFORCE with a learned baseline for communicating agents: CommNet, TarMAC, NoComm (notebook 05)"
+    Config = Config
+    Parts = Parts
+
+    def __init__(self, task, config: Config, parts: Parts):
+        super().__init__(task, config, parts)
+        cfg = config
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(int(cfg.torch_threads))
+        torch.manual_seed(cfg.seed)
+        self.env = task.batched(cfg.num_envs, seed=cfg.seed)
+        self.model = make_model(cfg.model, self.env.obs_dim, self.env.n_actions, cfg)
+        self.bind_parts()
+        torch.manual_seed(cfg.seed)  # the sampled actions do not depend on the model's initialisation
+        self.env.reset(seed=cfg.seed)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.steps_per_update = cfg.num_envs * horizon(self.env)
+        self.updates = 0
+        self.metrics = tuple(self.env.core.metric_fill)  # the task's episode metrics (failure, success, ...)
+        self.since_log = self._fresh_log()
+
+    def bind_parts(self) -> None:
+        plug_parts(self.model, self.parts)
+
+    @property
+    def total_updates(self) -> int:
+        return -(-self.total_steps // self.steps_per_update)
+
+    def iterate(self) -> None:
+        """One update: an episode in every environment, one gradient step, a curve row when due."""
+        self.follow_schedules()
+        batch = rollout(self.env, self.model)
+        loss = self.loss(batch)
+        self.learn(loss)
+        self.updates += 1
+        self.step += self.steps_per_update
+        self.episode += self.config.num_envs
+        self.record(batch, loss)
+        every = self.config.log_every
+        if self.step // every > (self.step - self.steps_per_update) // every or self.done:
+            self.log_block()
+
+    def follow_schedules(self) -> None:
+        """The traffic junction's arrival probability (curriculum) and the entropy bonus."""
+        cfg = self.config
+        if cfg.curriculum_until > 0 and hasattr(self.env, "set_curriculum"):
+            self.env.set_curriculum(self.updates / max(cfg.curriculum_until * self.total_updates, 1))
+        frac = self.updates / max(self.total_updates - 1, 1)
+        self.entropy_coef = cfg.entropy_coef if cfg.entropy_end is None else \
+            cfg.entropy_coef + frac * (cfg.entropy_end - cfg.entropy_coef)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """``reinforce_loss`` of the rollout, with the returns to go of the scaled rewards."""
+        cfg = self.config
+        returns = returns_to_go(batch["rewards"] * cfg.reward_scale, cfg.gamma, cfg.team_reward, batch["starts"])
+        return self.parts.reinforce_loss(batch["log_probs"], batch["values"], returns, batch["entropy"],
+                                         batch["mask"], cfg.value_coef, self.entropy_coef)
+
+    def learn(self, loss: torch.Tensor) -> None:
+        """One Adam step on the loss, the gradient clipped."""
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+
+    def _fresh_log(self) -> dict[str, list]:
+        return {k: [] for k in ("team_return", "return_per_agent", *self.metrics, "loss", "entropy")}
+
+    def record(self, batch: dict, loss: torch.Tensor) -> None:
+        """Keep the finished training episodes and the update's loss for the next curve row."""
+        for key, values in episode_values(batch["episodes"], self.metrics).items():
+            self.since_log[key].extend(values)
+        mask = batch["mask"]
+        self.since_log["loss"].append(loss.item())
+        self.since_log["entropy"].append(float((batch["entropy"].detach() * mask).sum() / mask.sum().clamp(min=1)))
+
+    def log_block(self) -> None:
+        mean = {k: float(np.mean(v)) if v else np.nan for k, v in self.since_log.items()}
+        extras = {"return_per_agent": mean["return_per_agent"], **{k: mean[k] for k in self.metrics},
+                  "entropy": mean["entropy"]}
+        if hasattr(self.env, "arrival_prob"):
+            extras["arrival_prob"] = self.env.arrival_prob
+        eval_return = np.nan
+        if self.config.eval_episodes > 0:
+            ev = evaluate(self.policy(), self.task, self.config.eval_episodes, seed=self.config.eval_seed)
+            eval_return = ev.mean
+            extras.update({f"eval_{k}": float(np.mean(v)) for k, v in ev.metrics.items()})
+        self.log(train_return=mean["team_return"], eval_return=eval_return, **{"loss/reinforce": mean["loss"]},
+                 **extras)
+        self.since_log = self._fresh_log()
+
+    def policy(self) -> CommPolicy:
+        return CommPolicy(self.model, self.env.possible_agents, self.env.obs_dim, self.config.seed)
+
+
+def train(task: Any = "traffic_junction_easy", config: Config | None = None, parts: Any = None,
+          **run_options) -> learning.Run:
+    """Train a communicating model (``config.model``) on ``task`` with REINFORCE; see
+    :func:`course_lib.learning.train` for ``resume``, ``out``, ``save_every`` and ``progress``."""
+    return learning.train(Reinforce, task, config, parts, **run_options)

@@ -7,7 +7,9 @@ Taught in notebooks/05_communication.  Read top to bottom:
 2. :class:`TarMACRound` -- one round of communication: every agent emits a signature
    ``k_i`` and a value ``v_i`` from its hidden state, every receiver forms a query
    ``q_j`` and reads ``c_j = sum_i a_ji v_i``.  ``round(hidden, alive)`` returns
-   ``(messages [B, N, V], weights [B, N, N])``;
+   ``(messages [B, N, V], weights [B, N, N])``.  It calls ``self.attention_weights``, the
+   reference unless a learner plugs in the student's
+   (:func:`course_lib.algos.reinforce.plug_parts`);
 3. :class:`TarMAC` -- encoder, ``rounds`` communication rounds (each with its own
    :class:`TarMACRound` and state update), decoder (action logits) and value head.
    ``model(obs, alive)`` returns ``(logits, values)`` like
@@ -17,9 +19,9 @@ Taught in notebooks/05_communication.  Read top to bottom:
 :func:`junction_attention` tabulates the weights of a recorded traffic-junction episode
 (who listens to whom as the cars approach the crossing).
 
-Trained by :func:`course_lib.algos.reinforce.train`.  (The paper's agents are
-recurrent; ours are feed-forward per step, like the CommNet MLP modules we compare
-with.)  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
+Trained by :func:`course_lib.algos.reinforce.train` with ``Config(model="tarmac")``.  (The
+paper's agents are recurrent; ours are feed-forward per step, like the CommNet MLP
+modules we compare with.)  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
 """
 from __future__ import annotations
 
@@ -28,12 +30,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["attention_weights", "TarMACRound", "TarMAC", "junction_attention", "TJ_EASY_SUCCESS_PAPER",
-           "TJ_HARD_SUCCESS_PAPER"]
-
-# TarMAC paper (Das et al. 2019), traffic junction success rates in %.
-TJ_EASY_SUCCESS_PAPER = {"no communication": 84.9, "TarMAC": 99.9}
-TJ_HARD_SUCCESS_PAPER = {"no communication": 74.1, "TarMAC (2 rounds)": 97.1}
+__all__ = ["attention_weights", "TarMACRound", "TarMAC", "junction_attention"]
 
 
 def attention_weights(queries: torch.Tensor, keys: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
@@ -72,14 +69,20 @@ class TarMACRound(nn.Module):
         self.key = nn.Linear(self.hidden, self.key_dim)      # the sender's signature
         self.value = nn.Linear(self.hidden, self.value_dim)  # what the sender says
         self.query = nn.Linear(self.hidden, self.key_dim)    # what the receiver looks for
+        self.attention_weights = attention_weights  # a part: the learner plugs in the student's function
 
     def forward(self, hidden: torch.Tensor, alive: torch.Tensor | None = None):
         if hidden.dim() != 3 or hidden.shape[-1] != self.hidden:
             raise ValueError(f"TarMACRound expects hidden [B, N, {self.hidden}], got {tuple(hidden.shape)}")
         if alive is None:
             alive = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
-        weights = attention_weights(self.query(hidden), self.key(hidden), alive)
+        weights = (self.attention_weights or attention_weights)(self.query(hidden), self.key(hidden), alive)
         return weights @ self.value(hidden), weights
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["attention_weights"] = None  # a student's function is not saved; the learner plugs it in again
+        return state
 
 
 class TarMAC(nn.Module):

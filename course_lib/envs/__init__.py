@@ -13,6 +13,7 @@ PredatorPrey               VecPredatorPrey                   05_communication
 CooperativeNavigation      VecCooperativeNavigation          05_communication
 CueCorridor                VecCueCorridor                    06_advanced (memory)
 SparseGoalGrid             VecSparseGoalGrid                 06_advanced (exploration)
+NeighbourMajority          VecNeighbourMajority              06_advanced (scaling)
 (mpe2 parallel envs)       SimpleSpreadVec, SimpleTagVec     04_maddpg (``envs.mpe``)
 =========================  ================================  ==========================
 
@@ -44,6 +45,7 @@ from .matrix_games import (
     qtran_game,
     two_step_payoffs,
 )
+from .majority import NeighbourMajority, VecNeighbourMajority
 from .memory import CueCorridor, SparseGoalGrid, VecCueCorridor, VecSparseGoalGrid
 from .navigation import CooperativeNavigation, VecCooperativeNavigation
 from .predator_prey import PredatorPrey, VecPredatorPrey
@@ -74,6 +76,8 @@ __all__ = [
     "VecCueCorridor",
     "SparseGoalGrid",
     "VecSparseGoalGrid",
+    "NeighbourMajority",
+    "VecNeighbourMajority",
     "registry",
     "SimpleSpreadVec",
     "SimpleTagVec",
@@ -122,6 +126,7 @@ def _registry() -> dict[str, tuple[Callable, Callable]]:
     reg["navigation"] = _pair(CooperativeNavigation, VecCooperativeNavigation)
     reg["cue_corridor"] = _pair(CueCorridor, VecCueCorridor)
     reg["sparse_goal_grid"] = _pair(SparseGoalGrid, VecSparseGoalGrid)
+    reg["neighbour_majority"] = _pair(NeighbourMajority, VecNeighbourMajority)
     return reg
 
 
@@ -133,6 +138,6 @@ def registry() -> dict[str, tuple[Callable, Callable]]:
     ``matrix_<game>`` for every game of ``course_lib.games.catalogue()`` and
     ``matrix_qtran``, ``two_step``, ``gridworld`` (+ ``_partial``, ``_sparse``),
     ``levers``, ``traffic_junction_{easy,medium,hard}``, ``predator_prey``,
-    ``navigation``, ``cue_corridor``, ``sparse_goal_grid``.  The MPE entries come from ``course_lib.envs.mpe.mpe_registry()``.
+    ``navigation``, ``cue_corridor``, ``sparse_goal_grid``, ``neighbour_majority``.  The MPE entries come from ``course_lib.envs.mpe.mpe_registry()``.
     """
     return dict(_registry())

@@ -8,7 +8,8 @@ NumPy dynamics for ``B`` environments at a time, with arrays shaped
 * :class:`CourseParallelEnv` -- one environment (a batch of one) speaking
   PettingZoo's ``ParallelEnv`` API: dicts keyed by agent name, ``agents`` empties
   when the episode ends, spaces are cached.
-* :class:`BatchedEnv` -- the batched twin ``Vec<Name>(num_envs, ..., seed=None)``:
+* :class:`CoreBatchedEnv` -- the batched twin ``Vec<Name>(num_envs, ..., seed=None)``,
+  a :class:`BatchedEnv` (the one batched base class, which the MPE twins share):
   takes actions ``[B, N]`` and returns ``obs [B, N, obs_dim]`` (float32),
   ``rewards [B, N]`` (float32), ``terminations``/``truncations [B, N]`` (bool) and
   an ``info`` dict; finished episodes are reset in the same step (the returned obs
@@ -46,6 +47,7 @@ __all__ = [
     "BatchCore",
     "CourseParallelEnv",
     "BatchedEnv",
+    "CoreBatchedEnv",
     "make_rng",
     "validate_action",
     "validate_action_dict",
@@ -453,13 +455,114 @@ class CourseParallelEnv(_SpacesMixin, ParallelEnv):
 
 
 # --------------------------------------------------------------------- batched twin
-class BatchedEnv(_SpacesMixin):
-    """The batched twin: ``B`` environments stepped together, reset automatically.
+class BatchedEnv:
+    """The one batched base class of the course: ``B`` environments stepped together,
+    finished episodes reset automatically in the same step.
+
+    Every batched twin derives from it: the course tasks' ``Vec<Name>`` (a
+    :class:`BatchCore` behind :class:`CoreBatchedEnv`) and the MPE twins
+    (:mod:`course_lib.envs.mpe`).  It owns the episode bookkeeping shared by all of
+    them -- ``steps [B]`` and ``episode_return [B, N]`` of the running episodes, the
+    ``info`` dict of the module docstring, the automatic resets -- and a subclass
+    provides the dynamics through four hooks:
+
+    ``_check_actions(actions)``   validated actions (``ValueError`` naming agent and space)
+    ``_advance(actions)``         one step: ``(rewards [B, N], terminated [B], truncated [B],
+                                  metrics {name: [B]})``
+    ``observe()``                 observations ``[B, N, D]`` float32
+    ``_reset_where(mask)``        start new episodes where ``mask`` [B] (all if None)
+
+    plus ``_seed(seed)`` (re-seed the dynamics and ``sample_actions``), and optionally
+    ``agent_info()`` (per-agent extras ``[B, N]``) and ``_reset_info()``.
+    """
+
+    metric_fill: dict[str, Any] = {}  # episode metrics -> fill value where not done
+    num_envs: int
+    num_agents: int
+    possible_agents: list[str]
+
+    def _init_episodes(self) -> None:
+        self.steps = np.zeros(self.num_envs, dtype=np.int64)
+        self.episode_return = np.zeros((self.num_envs, self.num_agents))
+        self._needs_reset = True
+
+    # -- hooks -----------------------------------------------------------------------
+    def _seed(self, seed: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_actions(self, actions: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _advance(self, actions: Any):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def observe(self) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _reset_where(self, mask: np.ndarray | None) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def agent_info(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _reset_info(self) -> dict[str, Any]:
+        return dict(self.agent_info())
+
+    # -- the shared API -----------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Reset every env; returns ``(obs [B, N, D] float32, info)``."""
+        if seed is not None:
+            self._seed(seed)
+        self._reset_where(None)
+        self.steps[:] = 0
+        self.episode_return[:] = 0.0
+        self._needs_reset = False
+        return self.observe(), self._reset_info()
+
+    def step(self, actions: Any):
+        """Step every env; see the module docstring for what ``info`` holds."""
+        if self._needs_reset:
+            raise RuntimeError(f"{self.metadata['name']}: call reset() before the first step()")
+        rewards, terminated, truncated, metrics = self._advance(self._check_actions(actions))
+        done = terminated | truncated
+        self.steps += 1
+        self.episode_return += rewards
+        obs = self.observe()
+        info: dict[str, Any] = {"done": done.copy(), "final_obs": obs}
+        any_done = done.any()
+        if any_done:
+            info["episode_return"] = np.where(done[:, None], self.episode_return, np.nan)
+            info["team_return"] = np.where(done, self.episode_return.sum(axis=1), np.nan)
+            info["episode_return_mean"] = np.where(done, self.episode_return.mean(axis=1), np.nan)
+            info["episode_length"] = np.where(done, self.steps, 0)
+        else:  # most steps: no episode ended, nothing to sum
+            info["episode_return"] = np.full(self.episode_return.shape, np.nan)
+            info["team_return"] = np.full(self.num_envs, np.nan)
+            info["episode_return_mean"] = np.full(self.num_envs, np.nan)
+            info["episode_length"] = np.zeros(self.num_envs, dtype=self.steps.dtype)
+        for key, value in metrics.items():
+            info[key] = np.where(done, value, self.metric_fill.get(key, np.nan))
+        if any_done:
+            self._reset_where(done)
+            obs = self.observe()
+            self.steps[done] = 0
+            self.episode_return[done] = 0.0
+        info.update(self.agent_info())
+        terms = np.repeat(terminated[:, None], self.num_agents, axis=1)
+        truncs = np.repeat(truncated[:, None], self.num_agents, axis=1)
+        return obs, rewards.astype(np.float32, copy=False), terms, truncs, info
+
+    def close(self):
+        pass
+
+
+class CoreBatchedEnv(_SpacesMixin, BatchedEnv):
+    """The batched twin of a course task: :class:`BatchedEnv` over a :class:`BatchCore`.
 
     ``single_observation_space`` / ``single_action_space`` describe ONE agent
     (Gymnasium spaces, as in Gymnasium's vector envs); ``observation_space(agent)`` /
     ``action_space(agent)`` and the ``*_spaces`` dicts give every agent's space (they
-    differ only in asymmetric matrix games).  See the module docstring for the ``info`` keys.
+    differ only in asymmetric matrix games).
     """
 
     core_cls: type[BatchCore] = BatchCore
@@ -470,6 +573,7 @@ class BatchedEnv(_SpacesMixin):
         self.num_envs = self.core.num_envs
         self.num_agents = self.core.num_agents
         self.metadata = {"name": self.core.name, "render_modes": list(self.core.render_modes)}
+        self.metric_fill = self.core.metric_fill
         self._build_spaces()
         first = self.possible_agents[0]
         self.single_observation_space = self.observation_spaces[first]
@@ -481,9 +585,7 @@ class BatchedEnv(_SpacesMixin):
         )
         ss = np.random.SeedSequence(seed)
         self._sample_rng = np.random.default_rng(ss.spawn(1)[0]) if seed is not None else np.random.default_rng()
-        self._ep_return = np.zeros((self.num_envs, self.num_agents))
-        self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
-        self._needs_reset = True
+        self._init_episodes()
 
     @property
     def obs_dim(self) -> int:
@@ -493,55 +595,34 @@ class BatchedEnv(_SpacesMixin):
     def n_actions(self) -> int:
         return int(self.core.n_actions.max())
 
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        """Reset every env; returns ``(obs [B, N, D] float32, info)``."""
-        if seed is not None:
-            self.core.rng = make_rng(seed)
-            self._sample_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        self.core.reset()
-        self._ep_return[:] = 0.0
-        self._ep_len[:] = 0
-        self._needs_reset = False
-        info = dict(self.core.agent_info())
-        return self.core.observe(), info
+    def _seed(self, seed: int) -> None:
+        self.core.rng = make_rng(seed)
+        self._sample_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        return validate_batch_actions(
+            actions, self.num_envs, self.num_agents, self.core.n_actions,
+            self.possible_agents, self.single_action_space,
+        )
+
+    def _advance(self, actions: np.ndarray):
+        rewards, terminated, truncated, metrics = self.core.step(actions)
+        return rewards.astype(np.float32, copy=False), terminated, truncated, metrics
+
+    def observe(self) -> np.ndarray:
+        return self.core.observe()
+
+    def _reset_where(self, mask: np.ndarray | None) -> None:
+        self.core.reset(mask)
+
+    def agent_info(self) -> dict[str, np.ndarray]:
+        return self.core.agent_info()
 
     def sample_actions(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Uniformly random actions ``[B, N]`` (each agent within its own space)."""
         rng = self._sample_rng if rng is None else rng
         u = rng.random((self.num_envs, self.num_agents))
         return (u * self.core.n_actions[None, :]).astype(np.int64)
-
-    def step(self, actions: Any):
-        if self._needs_reset:
-            raise RuntimeError(f"{self.core.name}: call reset() before the first step()")
-        act = validate_batch_actions(
-            actions, self.num_envs, self.num_agents, self.core.n_actions,
-            self.possible_agents, self.single_action_space,
-        )
-        rewards, terminated, truncated, metrics = self.core.step(act)
-        rewards = rewards.astype(np.float32, copy=False)
-        done = terminated | truncated
-        self._ep_return += rewards
-        self._ep_len += 1
-        obs = self.core.observe()
-        info: dict[str, Any] = {"done": done.copy(), "final_obs": obs}
-        nan = np.full(self.num_envs, np.nan)
-        info["episode_return"] = np.where(done[:, None], self._ep_return, np.nan)
-        info["team_return"] = np.where(done, self._ep_return.sum(axis=1), nan)
-        info["episode_return_mean"] = np.where(done, self._ep_return.mean(axis=1), nan)
-        info["episode_length"] = np.where(done, self._ep_len, 0)
-        for key, value in metrics.items():
-            fill = self.core.metric_fill.get(key, np.nan)
-            info[key] = np.where(done, value, fill)
-        if done.any():
-            self.core.reset(done)
-            obs = self.core.observe()
-            self._ep_return[done] = 0.0
-            self._ep_len[done] = 0
-        info.update(self.core.agent_info())
-        terms = np.repeat(terminated[:, None], self.num_agents, axis=1)
-        truncs = np.repeat(truncated[:, None], self.num_agents, axis=1)
-        return obs, rewards, terms, truncs, info
 
     def state(self) -> np.ndarray:
         """Global state ``[B, state_dim]`` float32 (for centralised critics and mixers)."""
@@ -552,9 +633,6 @@ class BatchedEnv(_SpacesMixin):
         if mode == "rgb_array":
             return self.core.render_rgb(index)
         return self.core.render_text(index)
-
-    def close(self):
-        pass
 
     def __repr__(self) -> str:
         return (

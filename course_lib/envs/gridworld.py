@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GRID_MOVES, BatchCore, BatchedEnv, CourseParallelEnv, upscale
+from .base import GRID_MOVES, BatchCore, CoreBatchedEnv, CourseParallelEnv, upscale
 
 __all__ = ["MultiAgentGridWorld", "VecMultiAgentGridWorld", "GridWorldCore"]
 
@@ -197,7 +197,7 @@ class MultiAgentGridWorld(CourseParallelEnv):
                          sparse_reward=sparse_reward, step_penalty=step_penalty)
 
 
-class VecMultiAgentGridWorld(BatchedEnv):
+class VecMultiAgentGridWorld(CoreBatchedEnv):
     """Batched twin of :class:`MultiAgentGridWorld` (same arguments, plus num_envs and seed)."""
 
     core_cls = GridWorldCore

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BatchCore, BatchedEnv, CourseParallelEnv
+from .base import BatchCore, CoreBatchedEnv, CourseParallelEnv
 
 __all__ = ["LeverPulling", "VecLeverPulling", "LeversCore"]
 
@@ -137,7 +137,7 @@ class LeverPulling(CourseParallelEnv):
                          num_levers=num_levers, reward=reward, obs_type=obs_type)
 
 
-class VecLeverPulling(BatchedEnv):
+class VecLeverPulling(CoreBatchedEnv):
     """Batched twin of :class:`LeverPulling` (same arguments, plus num_envs and seed).
 
     ``info["target"]`` ``[B, N]`` holds the rank targets of the returned observation.

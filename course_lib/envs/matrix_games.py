@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BatchCore, BatchedEnv, CourseParallelEnv
+from .base import BatchCore, CoreBatchedEnv, CourseParallelEnv
 
 __all__ = [
     "MatrixGame",
@@ -170,7 +170,7 @@ class MatrixGame(CourseParallelEnv):
         super().__init__(render_mode=render_mode, payoffs=payoffs, rounds=rounds, name=name)
 
 
-class VecMatrixGame(BatchedEnv):
+class VecMatrixGame(CoreBatchedEnv):
     """Batched twin of :class:`MatrixGame`: ``VecMatrixGame(num_envs, payoffs, rounds=1, seed=None)``."""
 
     core_cls = MatrixGameCore
@@ -245,7 +245,7 @@ class TwoStepGame(CourseParallelEnv):
         super().__init__(render_mode=render_mode)
 
 
-class VecTwoStepGame(BatchedEnv):
+class VecTwoStepGame(CoreBatchedEnv):
     """Batched twin of :class:`TwoStepGame`: ``VecTwoStepGame(num_envs, seed=None)``."""
 
     core_cls = TwoStepCore

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GRID_MOVES, BatchCore, BatchedEnv, CourseParallelEnv
+from .base import GRID_MOVES, BatchCore, CoreBatchedEnv, CourseParallelEnv
 
 __all__ = ["CueCorridor", "VecCueCorridor", "SparseGoalGrid", "VecSparseGoalGrid"]
 
@@ -185,7 +185,7 @@ class CueCorridor(CourseParallelEnv):
                          max_steps=max_steps, step_penalty=step_penalty, wrong_arm=wrong_arm)
 
 
-class VecCueCorridor(BatchedEnv):
+class VecCueCorridor(CoreBatchedEnv):
     """Batched twin of :class:`CueCorridor` (same arguments, plus num_envs and seed)."""
 
     core_cls = CueCorridorCore
@@ -207,7 +207,7 @@ class SparseGoalGrid(CourseParallelEnv):
                          max_steps=max_steps)
 
 
-class VecSparseGoalGrid(BatchedEnv):
+class VecSparseGoalGrid(CoreBatchedEnv):
     """Batched twin of :class:`SparseGoalGrid` (same arguments, plus num_envs and seed)."""
 
     core_cls = SparseGoalGridCore

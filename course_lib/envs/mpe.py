@@ -63,6 +63,8 @@ from typing import Any, Sequence
 import numpy as np
 from gymnasium import spaces
 
+from .base import BatchedEnv
+
 __all__ = [
     "SimpleSpreadVec",
     "SimpleTagVec",
@@ -85,8 +87,9 @@ _MOVES_X = np.ascontiguousarray(DISCRETE_MOVES[:, 0])
 _MOVES_Y = np.ascontiguousarray(DISCRETE_MOVES[:, 1])
 
 
-class _MPEVec:
-    """Shared batched particle world.  Subclasses define the scenario."""
+class _MPEVec(BatchedEnv):
+    """Shared batched particle world (a :class:`~course_lib.envs.base.BatchedEnv`, which
+    keeps the episodes' ``steps`` and ``episode_return``).  Subclasses define the scenario."""
 
     # world constants (mpe2 core.World)
     dt = 0.1
@@ -132,9 +135,7 @@ class _MPEVec:
         self._p = np.zeros((2, B, nA))
         self._v = np.zeros((2, B, nA))
         self._lm = np.zeros((2, B, nL))
-        self.steps = np.zeros(B, dtype=np.int64)
-        self.episode_return = np.zeros((B, nA))
-        self._needs_reset = True
+        self._init_episodes()
 
         # colliding entities: all agents, plus landmarks when they collide
         sizes = [self.agent_size] + ([self.landmark_size] if self.landmarks_collide else [])
@@ -257,15 +258,19 @@ class _MPEVec:
         self.steps[idx] = 0
         self.episode_return[idx] = 0.0
 
-    def reset(self, seed: int | None = None, options: dict | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset every environment.  Returns ``(obs [B, N, obs_dim] float32, info)``."""
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-            self._sample_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        self._spawn(slice(None), self.num_envs)
-        self._needs_reset = False
-        return self.observe(), {"obs_sizes": self.obs_sizes}
+    def _seed(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._sample_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+    def _reset_where(self, mask: np.ndarray | None) -> None:
+        if mask is None or mask.all():
+            self._spawn(slice(None), self.num_envs)
+        else:
+            idx = np.flatnonzero(mask)
+            self._spawn(idx, len(idx))
+
+    def _reset_info(self) -> dict[str, Any]:
+        return {"obs_sizes": self.obs_sizes}
 
     def reset_from_seeds(self, seeds: Sequence[int]) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset slot ``i`` to the state mpe2's ``reset(seed=seeds[i])`` draws
@@ -373,40 +378,14 @@ class _MPEVec:
         self._v = v
 
     # -------------------------------------------------------------------- step
-    def step(self, actions: Any):
-        """Step every environment; finished ones reset in place (see module doc)."""
-        if self._needs_reset:
-            raise RuntimeError("call reset() before step()")
-        u = self._action_force(actions)
+    def _check_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self._action_force(actions)
+
+    def _advance(self, u: tuple[np.ndarray, np.ndarray]):
+        """Physics and rewards (float64, as mpe2); episodes end by truncation only."""
         self._physics(u)
-        rewards = self._rewards()
-        obs = self.observe()
-        self.steps += 1
-        self.episode_return += rewards
-        B, nA = self.num_envs, self.num_agents
-        trunc_env = self.steps >= self.max_cycles
-        terminations = np.zeros((B, nA), dtype=bool)
-        truncations = np.repeat(trunc_env[:, None], nA, axis=1)
-        done = trunc_env
-        info: dict[str, Any] = {"done": done, "final_obs": obs}
-        if done.any():
-            ep_ret = np.where(done[:, None], self.episode_return, np.nan)
-            info["episode_return"] = ep_ret
-            info["team_return"] = ep_ret.sum(axis=1)
-            info["episode_return_mean"] = ep_ret.mean(axis=1)
-            info["episode_length"] = np.where(done, self.steps, 0)
-            if done.all():
-                self._spawn(slice(None), B)
-            else:
-                idx = np.flatnonzero(done)
-                self._spawn(idx, len(idx))
-            obs = self.observe()
-        else:
-            info["episode_return"] = np.full((B, nA), np.nan)
-            info["team_return"] = np.full(B, np.nan)
-            info["episode_return_mean"] = np.full(B, np.nan)
-            info["episode_length"] = np.zeros(B, dtype=np.int64)
-        return obs, rewards.astype(np.float32), terminations, truncations, info
+        B = self.num_envs
+        return self._rewards(), np.zeros(B, dtype=bool), self.steps + 1 >= self.max_cycles, {}
 
     # ------------------------------------------------------- scenario-specific
     def _rewards(self) -> np.ndarray:  # pragma: no cover - abstract
@@ -414,9 +393,6 @@ class _MPEVec:
 
     def observe(self) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def close(self) -> None:
-        pass
 
     def __repr__(self) -> str:
         space = "continuous" if self.continuous_actions else "discrete"

@@ -27,7 +27,7 @@ Three kinds, for both tasks, discrete or continuous actions:
 
 The policy functions take batched observations ``[B, N, obs_dim]`` (the twins'
 layout, simple_tag padded) and return batched actions (``[B, N]`` ints, or
-``[B, N, 5]`` float32).  :func:`make_policy` wraps one for an environment (an
+``[B, N, 5]`` float32).  :func:`course_lib.envs.policies.make_policy` wraps one for an environment (an
 mpe2 parallel env or a batched twin) so that it also accepts mpe2's dict
 observations ``{agent: obs}`` and returns mpe2's dict actions.
 :func:`evaluate_mpe2` and :func:`evaluate_vec` run whole episodes and return
@@ -43,6 +43,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from course_lib.policy import Policy
+
 __all__ = [
     "random_policy",
     "noop_policy",
@@ -50,7 +52,8 @@ __all__ = [
     "tag_heuristic",
     "MPEPolicy",
     "act_on_agent_dict",
-    "make_policy",
+    "mpe_policy",
+    "is_mpe_env",
     "evaluate_mpe2",
     "evaluate_vec",
     "POLICY_KINDS",
@@ -296,12 +299,10 @@ def act_on_agent_dict(act: Callable[[np.ndarray], np.ndarray], names: list[str],
     return {n: int(acts[i]) for i, n in enumerate(names) if n in obs}
 
 
-class MPEPolicy:
-    """A reference policy bound to one task's layout.
-
-    ``policy(obs)``: batched ``obs`` ``[B, N, D]`` -> batched actions, or mpe2's
-    dict ``{agent: obs}`` -> ``{agent: action}`` (ints, or float32 ``(5,)`` arrays).
-    """
+class MPEPolicy(Policy):
+    """A reference policy bound to one MPE task's layout: ``act(obs [B, N, D])`` gives
+    batched actions; ``policy({agent: obs})`` answers mpe2's parallel env with
+    ``{agent: action}`` (ints, or float32 ``(5,)`` arrays)."""
 
     def __init__(self, kind: str, task: str, names: list[str], *, continuous: bool,
                  obs_sizes: list[int], seed: int | None = None, **layout: int) -> None:
@@ -309,14 +310,16 @@ class MPEPolicy:
             raise ValueError(f"unknown policy kind {kind!r}; choose from {POLICY_KINDS}")
         if task not in ("simple_spread_v3", "simple_tag_v3"):
             raise ValueError(f"no reference policies for task {task!r}")
-        self.kind, self.task, self.names = kind, task, list(names)
-        self.continuous = continuous
+        super().__init__(names, max(obs_sizes), continuous=continuous)
+        self.kind = self.name = kind
+        self.task, self.names = task, list(names)
         self.obs_sizes = list(obs_sizes)
         self.layout = layout
         self.rng = np.random.default_rng(seed)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, info: Any = None, greedy: bool = True) -> np.ndarray:
         """Batched actions for batched observations ``[B, N, D]``."""
+        obs = np.asarray(obs)
         if self.kind == "random":
             return random_policy(obs, continuous=self.continuous, rng=self.rng)
         if self.kind == "noop":
@@ -325,19 +328,24 @@ class MPEPolicy:
             return spread_heuristic(obs, continuous=self.continuous)
         return tag_heuristic(obs, continuous=self.continuous, **self.layout)
 
-    def __call__(self, obs: Any) -> Any:
-        if isinstance(obs, dict):
-            return act_on_agent_dict(self.act, self.names, obs, max(self.obs_sizes), self.continuous,
-                                     dtype=np.float64)
-        return self.act(np.asarray(obs))
+    def __call__(self, obs: Any, info: Any = None, greedy: bool = True) -> Any:
+        if isinstance(obs, dict):  # mpe2 observations are float64: keep them so
+            return act_on_agent_dict(self.act, self.names, obs, self.obs_dim, self.continuous, dtype=np.float64)
+        return self.act(obs)
 
     def __repr__(self) -> str:
         return f"MPEPolicy({self.kind!r}, {self.task!r}, continuous={self.continuous})"
 
 
-def make_policy(kind: str, env: Any, *, seed: int | None = None) -> MPEPolicy:
-    """Reference policy ``kind`` ("random", "noop", "heuristic") for ``env``:
-    an mpe2 ``simple_spread_v3``/``simple_tag_v3`` env or a batched twin."""
+def is_mpe_env(env: Any) -> bool:
+    """An mpe2 environment or one of the batched MPE twins."""
+    from course_lib.envs.mpe import _MPEVec
+
+    return isinstance(env, _MPEVec) or hasattr(getattr(env, "unwrapped", env), "world")
+
+
+def mpe_policy(kind: str, env: Any, *, seed: int | None = None) -> MPEPolicy:
+    """Reference policy ``kind`` for an MPE env (use :func:`course_lib.envs.policies.make_policy`)."""
     d = _describe(env)
     layout = {k: d[k] for k in ("num_adversaries", "num_good", "num_obstacles") if k in d}
     return MPEPolicy(kind, d["task"], d["names"], continuous=d["continuous"],
@@ -417,8 +425,8 @@ def _main(argv: list[str] | None = None) -> None:
         env = module.parallel_env(continuous_actions=c)
         vec = Vec(min(E, 200), continuous_actions=c)
         for kind in POLICY_KINDS:
-            ref = evaluate_mpe2(env, make_policy(kind, env, seed=args.seed), E, seed=args.seed)
-            twin = evaluate_vec(vec, make_policy(kind, vec, seed=args.seed), E, seed=args.seed, mpe2_seeds=True)
+            ref = evaluate_mpe2(env, mpe_policy(kind, env, seed=args.seed), E, seed=args.seed)
+            twin = evaluate_vec(vec, mpe_policy(kind, vec, seed=args.seed), E, seed=args.seed, mpe2_seeds=True)
             rows[f"{task}/{kind}"] = {
                 "mpe2_team_return": float(ref.sum(axis=1).mean()),
                 "mpe2_team_return_sem": float(ref.sum(axis=1).std(ddof=1) / np.sqrt(E)),

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BatchCore, BatchedEnv, CourseParallelEnv
+from .base import BatchCore, CoreBatchedEnv, CourseParallelEnv
 
 __all__ = ["CooperativeNavigation", "VecCooperativeNavigation", "NavigationCore", "TUNED"]
 
@@ -186,7 +186,7 @@ class CooperativeNavigation(CourseParallelEnv):
                          time_penalty=time_penalty, shared_goal=shared_goal)
 
 
-class VecCooperativeNavigation(BatchedEnv):
+class VecCooperativeNavigation(CoreBatchedEnv):
     """Batched twin of :class:`CooperativeNavigation` (same arguments, plus num_envs and seed)."""
 
     core_cls = NavigationCore

@@ -40,7 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import BatchedEnv, CourseParallelEnv, make_rng
+from course_lib.policy import Policy as BasePolicy
+
+from .base import BatchedEnv, CoreBatchedEnv, CourseParallelEnv, make_rng
 from .gridworld import GridWorldCore
 from .levers import LeversCore
 from .matrix_games import MatrixGameCore, TwoStepCore
@@ -61,16 +63,19 @@ __all__ = [
 
 
 # ----------------------------------------------------------------- policy classes
-class Policy:
-    """Base class: ``policy(obs)`` returns actions in the form ``env.step`` takes."""
+class Policy(BasePolicy):
+    """A reference policy bound to one course environment (it may read ``env.core``):
+    ``act`` gives actions ``[B, N]`` for every env of the core; ``policy({agent: obs})``
+    answers the PettingZoo env (see :class:`course_lib.policy.Policy`)."""
 
     name = "policy"
 
     def __init__(self, env: Any, seed: int | None = None):
-        if not isinstance(env, (CourseParallelEnv, BatchedEnv)):
+        if not isinstance(env, (CourseParallelEnv, CoreBatchedEnv)):
             raise TypeError(
                 f"reference policies work with course_lib.envs environments; got {type(env).__name__}"
             )
+        super().__init__(env.possible_agents, env.core.obs_dim)
         self.env = env
         self.core = env.core
         self.rng = make_rng(seed)
@@ -79,11 +84,8 @@ class Policy:
         """Actions ``[B, N]`` for every env of the core."""
         raise NotImplementedError
 
-    def __call__(self, obs: Any = None):
-        acts = self.batch_actions(obs)
-        if isinstance(self.env, BatchedEnv):
-            return acts
-        return {a: int(acts[0, i]) for i, a in enumerate(self.env.possible_agents) if a in self.env.agents}
+    def act(self, obs: Any = None, info: Any = None, greedy: bool = True) -> np.ndarray:
+        return self.batch_actions(obs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.core.name})"
@@ -127,11 +129,16 @@ class HeuristicPolicy(Policy):
         return heuristic_actions(self.core)
 
 
-def make_policy(kind: str, env: Any, seed: int | None = None) -> Policy:
-    """``"random"``, ``"noop"`` or ``"heuristic"`` policy for ``env``."""
+def make_policy(kind: str, env: Any, seed: int | None = None) -> BasePolicy:
+    """The reference policy ``kind`` (``"random"``, ``"noop"`` or ``"heuristic"``) for ``env``:
+    a course environment (single or batched) or an MPE task (mpe2's env or its twin)."""
+    from .mpe_policies import POLICY_KINDS, is_mpe_env, mpe_policy
+
+    if is_mpe_env(env):
+        return mpe_policy(kind, env, seed=seed)
     kinds = {"random": RandomPolicy, "noop": NoOpPolicy, "heuristic": HeuristicPolicy}
     if kind not in kinds:
-        raise ValueError(f"kind must be one of {sorted(kinds)}, got {kind!r}")
+        raise ValueError(f"kind must be one of {list(POLICY_KINDS)}, got {kind!r}")
     return kinds[kind](env, seed=seed)
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import GRID_MOVES, BatchCore, BatchedEnv, CourseParallelEnv, resolve_moves, upscale
+from .base import GRID_MOVES, BatchCore, CoreBatchedEnv, CourseParallelEnv, resolve_moves, upscale
 
 __all__ = ["PredatorPrey", "VecPredatorPrey", "PredatorPreyCore"]
 
@@ -225,7 +225,7 @@ class PredatorPrey(CourseParallelEnv):
                          time_penalty=time_penalty, collision_penalty=collision_penalty)
 
 
-class VecPredatorPrey(BatchedEnv):
+class VecPredatorPrey(CoreBatchedEnv):
     """Batched twin of :class:`PredatorPrey` (same arguments, plus num_envs and seed)."""
 
     core_cls = PredatorPreyCore

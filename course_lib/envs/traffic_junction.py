@@ -54,7 +54,7 @@ from collections import deque
 
 import numpy as np
 
-from .base import BatchCore, BatchedEnv, CourseParallelEnv, upscale
+from .base import BatchCore, CoreBatchedEnv, CourseParallelEnv, upscale
 
 __all__ = ["TrafficJunction", "VecTrafficJunction", "TrafficJunctionCore", "TJ_VERSIONS",
            "build_junction"]
@@ -445,7 +445,7 @@ class TrafficJunction(_CurriculumMixin, CourseParallelEnv):
                          time_penalty=time_penalty)
 
 
-class VecTrafficJunction(_CurriculumMixin, BatchedEnv):
+class VecTrafficJunction(_CurriculumMixin, CoreBatchedEnv):
     """Batched twin of :class:`TrafficJunction` (same arguments, plus num_envs and seed).
 
     ``info["active"]`` ``[B, N]`` marks the car slots occupied in the returned obs.

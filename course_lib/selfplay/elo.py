@@ -1,6 +1,8 @@
 """Elo ratings: the expected score, the K-factor update, league ratings and frozen-pool ratings.
 
-Taught in notebooks/08_self_play (students write :func:`expected_score` and :func:`elo_update`).
+Taught in notebooks/08_self_play (students write :func:`expected_score` and :func:`elo_update`;
+:func:`league_ratings` and :func:`frozen_pool_rating` take them as parts, so the notebook's
+Elo tables are computed by the student's functions).
 
 Elo (1978): a player rated ``R_A`` is expected to score
 ``E_A = 1 / (1 + 10 ** ((R_B - R_A) / 400))`` against ``R_B`` (a win counts 1, a draw 1/2,
@@ -29,7 +31,7 @@ Two ways to rate a stream of agents:
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,14 +77,15 @@ def side_advantage(win_rate: float) -> float:
 # ------------------------------------------------------------------------- leagues
 def league_ratings(matches: Iterable[tuple[str, str, float]], anchors: Mapping[str, float] | None = None,
                    initial: Mapping[str, float] | None = None, k: float = K,
-                   advantage: float = 0.0) -> dict[str, float]:
+                   advantage: float = 0.0, *, elo_update: Callable = elo_update) -> dict[str, float]:
     """Sequential Elo over ``matches`` ``(player_a, player_b, score_a)`` in the given order.
 
     ``anchors``: players whose rating is fixed (default ``{}``); ``initial``: starting
     ratings of the others (default :data:`ANCHOR`); ``advantage``: points added to
     ``player_a``'s rating in the expected score (the first player's side edge, see the
-    module docstring).  An anchored player's opponent still moves.  Returns the final
-    ratings of every player seen.
+    module docstring).  An anchored player's opponent still moves.  ``elo_update``: the
+    update applied after every game (the part; default the reference).  Returns the
+    final ratings of every player seen.
     """
     anchors = dict(anchors or {})
     ratings = {**{p: float(r) for p, r in (initial or {}).items()}, **{p: float(r) for p, r in anchors.items()}}
@@ -113,15 +116,16 @@ def matches_from_win_rates(win_rates: pd.DataFrame, games: int, rng: np.random.G
 
 def frozen_pool_rating(scores: Sequence[float], pool_ratings: Sequence[float],
                        games: Sequence[int] | int = 1, advantage: float = 0.0,
-                       lo: float = -1000.0, hi: float = 4000.0) -> float:
+                       lo: float = -1000.0, hi: float = 4000.0, *,
+                       expected_score: Callable = expected_score) -> float:
     """The performance rating against a pool whose ratings are frozen.
 
     ``scores[j]``: the newcomer's mean score against pool member ``j`` (over ``games[j]``
     games); ``advantage``: the newcomer's side edge (added to its rating in the expected
     score).  Returns the rating ``R`` at which the expected K-factor change is zero,
     ``sum_j games_j (scores_j - E(R + advantage, R_j)) = 0`` (bisection; the left side
-    falls with ``R``).  A perfect (or null) record has no finite solution: the result is
-    then clipped to ``[lo, hi]``.
+    falls with ``R``; ``expected_score`` is the part that gives ``E``).  A perfect (or
+    null) record has no finite solution: the result is then clipped to ``[lo, hi]``.
     """
     scores = np.asarray(scores, dtype=float)
     pool = np.asarray(pool_ratings, dtype=float)
@@ -132,7 +136,7 @@ def frozen_pool_rating(scores: Sequence[float], pool_ratings: Sequence[float],
     weights = np.broadcast_to(np.asarray(games, dtype=float), scores.shape)
 
     def surplus(r: float) -> float:
-        return float(np.sum(weights * (scores - expected_score(r + advantage, pool))))
+        return float(np.sum(weights * (scores - np.asarray(expected_score(r + advantage, pool), dtype=float))))
 
     if surplus(hi) >= 0:
         return hi

@@ -13,30 +13,36 @@ about 19% of episodes: the sides are not equal, see :func:`course_lib.selfplay.e
 A *side policy* maps batched observations ``[B, N, D]`` (the batched twin's layout,
 predators first) to the actions of its own agents only: ``[B, 3]`` for predators,
 ``[B, 1]`` for the prey -- what ``course_lib.algos.ppo`` frozen agents return.
-:func:`side_policy` makes one of the random and scripted policies, :func:`maddpg_side`
-of a trained MADDPG actor.
+:func:`side_policy` makes one of the random and scripted policies, :class:`TeamSide`
+one of a trained policy whose ``team`` is a side (MADDPG's predators).  A :class:`Match`
+puts two sides together into one :class:`course_lib.policy.Policy` of every agent (its
+``team``: the predators), which :func:`course_lib.evaluation.evaluate` and the renderer
+take like any other policy.
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from course_lib.envs.mpe import SimpleTagVec
 from course_lib.envs.mpe_policies import random_policy, tag_heuristic
+from course_lib.policy import Policy
 
-__all__ = ["PREDATORS", "PREY", "SIDES", "RandomSide", "side_policy", "maddpg_side", "full_actions", "play",
-           "predator_wins", "win_rate", "win_rate_matrix", "exploitability_proxy", "OpponentPool"]
+__all__ = ["PREDATORS", "PREY", "SIDES", "RandomSide", "HeuristicSide", "side_policy", "TeamSide", "Match", "play",
+           "predator_wins", "win_rate", "win_rate_matrix", "exploitability_proxy", "PoolSide", "OpponentPool"]
 
-PREDATORS = slice(0, 3)  # mpe2's order: adversary_0..2, then agent_0
+AGENTS = ["adversary_0", "adversary_1", "adversary_2", "agent_0"]  # simple_tag_v3's agents, in mpe2's order
+OBS_DIM = 16  # the widest observation (a predator's; the prey's 14 are zero-padded)
+PREDATORS = slice(0, 3)
 PREY = slice(3, 4)
 SIDES = ("predator", "prey")
 SidePolicy = Callable[[np.ndarray], np.ndarray]
 
 
-def _check_side(side: str) -> slice:
+def check_side(side: str) -> slice:
     if side not in SIDES:
         raise ValueError(f"side must be 'predator' or 'prey', got {side!r}")
     return PREDATORS if side == "predator" else PREY
@@ -47,7 +53,7 @@ class RandomSide:
     with the same seed sees the same random actions (common random numbers)."""
 
     def __init__(self, side: str, seed: int = 0):
-        self.cols = _check_side(side)
+        self.cols = check_side(side)
         self.side = side
         self.reseed(seed)
 
@@ -61,28 +67,81 @@ class RandomSide:
         return f"RandomSide({self.side!r})"
 
 
+class HeuristicSide:
+    """The scripted simple_tag policy (:func:`course_lib.envs.mpe_policies.tag_heuristic`) of one side."""
+
+    def __init__(self, side: str):
+        self.cols = check_side(side)
+        self.side = side
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return tag_heuristic(obs)[:, self.cols]
+
+    def __repr__(self) -> str:
+        return f"HeuristicSide({self.side!r})"
+
+
 def side_policy(kind: str, side: str, seed: int = 0) -> SidePolicy:
     """``"random"`` or ``"heuristic"`` (course_lib.envs.mpe_policies) policy for ``side``
     (``"predator"`` or ``"prey"``), returning only that side's actions."""
-    cols = _check_side(side)
+    check_side(side)
     if kind == "random":
         return RandomSide(side, seed)
     if kind == "heuristic":
-        return lambda obs: tag_heuristic(obs)[:, cols]
+        return HeuristicSide(side)
     raise ValueError(f"kind must be 'random' or 'heuristic', got {kind!r}")
 
 
-def maddpg_side(policy: Any) -> SidePolicy:
-    """A trained :class:`course_lib.algos.maddpg.MADDPGPolicy` (predators) as a side policy."""
-    return policy.learner_actions
+class TeamSide:
+    """The ``team`` of a trained :class:`~course_lib.policy.Policy` as a side policy, acting
+    greedily (e.g. ``TeamSide(maddpg_run.policy)``: MADDPG's predators).  The policy's
+    ``team`` must be one side's agents."""
+
+    def __init__(self, policy: Policy):
+        team = list(policy.team)
+        if list(policy.agents) != AGENTS or team not in (list(range(3)), [3]):
+            raise ValueError(f"TeamSide needs a simple_tag policy whose team is the predators [0, 1, 2] or the "
+                             f"prey [3]; got team {team} of {list(policy.agents)}")
+        self.policy = policy
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        if hasattr(self.policy, "team_actions"):  # only the team acts (its opponent, if any, is not asked)
+            return np.asarray(self.policy.team_actions(obs, greedy=True))
+        return np.asarray(self.policy.act(obs, greedy=True))[:, self.policy.team]
+
+    def __repr__(self) -> str:
+        return f"TeamSide({self.policy!r})"
 
 
-def full_actions(predator: SidePolicy, prey: SidePolicy) -> Callable[[np.ndarray], np.ndarray]:
-    """Both sides together: ``obs [B, 4, D] -> actions [B, 4]``."""
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(predator(obs)).reshape(len(obs), 3),
-                               np.asarray(prey(obs)).reshape(len(obs), 1)], axis=1).astype(np.int64)
-    return act
+class Match(Policy):
+    """Predators and prey put together: ``match.act(obs [B, 4, D]) -> actions [B, 4]``.
+
+    A side given as ``None`` plays action 0 (what a learner that fills in its own team's
+    actions expects of its ``opponent``, e.g. ``maddpg.Config(opponent=Match(prey=...))``).
+    ``team`` is the predators: an evaluation's team return is theirs.  The sides act as
+    they are (a sampling snapshot samples, with ``greedy`` ignored).
+    """
+
+    name = "match"
+
+    def __init__(self, predator: SidePolicy | None = None, prey: SidePolicy | None = None):
+        super().__init__(AGENTS, OBS_DIM, team=range(3))
+        self.predator, self.prey = predator, prey
+
+    def act(self, obs: np.ndarray, info: Any = None, greedy: bool = True) -> np.ndarray:
+        B = len(obs)
+        pred = np.zeros((B, 3), dtype=np.int64) if self.predator is None else np.asarray(self.predator(obs))
+        prey = np.zeros((B, 1), dtype=np.int64) if self.prey is None else np.asarray(self.prey(obs))
+        return np.concatenate([pred.reshape(B, 3), prey.reshape(B, 1)], axis=1).astype(np.int64)
+
+    def reseed(self, seed: int) -> None:
+        """Reseed the random sides (:func:`play` does, for common random numbers)."""
+        for side in (self.predator, self.prey):
+            if hasattr(side, "reseed"):
+                side.reseed(seed)
+
+    def __repr__(self) -> str:
+        return f"Match({self.predator!r}, {self.prey!r})"
 
 
 def play(predator: SidePolicy, prey: SidePolicy, episodes: int = 200, seed: int = 0) -> np.ndarray:
@@ -98,17 +157,15 @@ def play(predator: SidePolicy, prey: SidePolicy, episodes: int = 200, seed: int 
 
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
-    for policy in (predator, prey):
-        if hasattr(policy, "reseed"):
-            policy.reseed(seed)
+    match = Match(predator, prey)
+    match.reseed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         env = SimpleTagVec(episodes)
         obs, _ = env.reset(seed=seed)
-        act = full_actions(predator, prey)
         contacts = np.zeros(episodes)
         for _ in range(env.max_cycles):
-            obs, rewards, _, _, info = env.step(act(obs))
+            obs, rewards, _, _, info = env.step(match.act(obs))
             contacts += rewards[:, 0] / 10.0  # every predator gets +10 per contact
     if not info["done"].all():  # pragma: no cover - max_cycles steps always end the episode
         raise RuntimeError("episodes did not end after max_cycles steps")
@@ -151,13 +208,36 @@ def exploitability_proxy(win_rates) -> float:
     return float(0.5 - np.min(rates))
 
 
-class OpponentPool:
-    """A rolling pool of the last ``size`` frozen policies of one side (oldest dropped first).
+class PoolSide:
+    """A pool's members as one side policy: in a batch of ``B`` environments, environment
+    ``i`` is played by member ``i % len(members)`` (a batch sees every member equally often,
+    and every episode has one fixed opponent)."""
 
-    ``opponent()`` is one side policy for a batch of environments in which environment
-    ``i`` is played by member ``i % len(pool)``: a batch sees every member equally often,
-    and every episode has one fixed opponent.
-    """
+    def __init__(self, members: Sequence[tuple[str, SidePolicy]]):
+        if not members:
+            raise ValueError("the opponent pool is empty: add a policy first")
+        self.names = [name for name, _ in members]
+        self.policies = [policy for _, policy in members]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        owner = np.arange(len(obs)) % len(self.policies)
+        out = None
+        for k, policy in enumerate(self.policies):
+            idx = np.flatnonzero(owner == k)
+            if len(idx) == 0:
+                continue
+            part = np.asarray(policy(obs[idx]))
+            if out is None:
+                out = np.zeros((len(obs),) + part.shape[1:], dtype=np.int64)
+            out[idx] = part
+        return out
+
+    def __repr__(self) -> str:
+        return f"PoolSide({self.names})"
+
+
+class OpponentPool:
+    """A rolling pool of the last ``size`` frozen policies of one side (oldest dropped first)."""
 
     def __init__(self, size: int = 5):
         if size < 1:
@@ -175,26 +255,9 @@ class OpponentPool:
     def __len__(self) -> int:
         return len(self.members)
 
-    def opponent(self) -> SidePolicy:
-        """The pool as one side policy: in a batch of ``B`` environments, environment ``i``
-        is played by member ``i % len(pool)`` (members as they are now)."""
-        if not self.members:
-            raise ValueError("the opponent pool is empty: add a policy first")
-        policies = [policy for _, policy in self.members]
-
-        def act(obs: np.ndarray) -> np.ndarray:
-            owner = np.arange(len(obs)) % len(policies)
-            out = None
-            for k, policy in enumerate(policies):
-                idx = np.flatnonzero(owner == k)
-                if len(idx) == 0:
-                    continue
-                part = np.asarray(policy(obs[idx]))
-                if out is None:
-                    out = np.zeros((len(obs),) + part.shape[1:], dtype=np.int64)
-                out[idx] = part
-            return out
-        return act
+    def opponent(self) -> PoolSide:
+        """The pool as it is now as one side policy (see :class:`PoolSide`)."""
+        return PoolSide(list(self.members))
 
     def __repr__(self) -> str:
         return f"OpponentPool(size={self.size}, members={self.names})"

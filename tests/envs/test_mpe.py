@@ -20,11 +20,8 @@ from course_lib.envs.mpe import (
     load_mpe2_state,
     mpe_registry,
 )
-from course_lib.envs.mpe_policies import (
-    evaluate_mpe2,
-    evaluate_vec,
-    make_policy,
-)
+from course_lib.envs.policies import make_policy
+from course_lib.envs.mpe_policies import evaluate_mpe2, evaluate_vec
 
 mpe2 = pytest.importorskip("mpe2")
 from mpe2 import simple_spread_v3, simple_tag_v3  # noqa: E402
