@@ -38,7 +38,7 @@ from course_lib.buffers import ReplayBuffer
 from course_lib.evaluation import evaluate
 from course_lib.nets import QNetwork, agent_one_hot
 from course_lib.policy import Policy
-from course_lib.training import hard_update, linear_schedule, td_target
+from course_lib.training import linear_schedule
 
 __all__ = [
     "vdn_mix",
@@ -168,11 +168,13 @@ def joint_td_target(rewards, target_q_tot_next, dones, gamma: float):
 
     All inputs broadcast (``[B, 1]`` or ``[B]``); ``dones`` is 1.0 where the episode
     ended with this transition (nothing is bootstrapped there).  Torch in, torch out.
-    The team's target of VDN and QMIX is the DQN target of notebook 02 applied to
-    ``Q_tot`` (:func:`course_lib.training.td_target`).
+    The team's target of VDN and QMIX is the DQN target of notebook 02 applied to ``Q_tot``.
     Taught in notebooks/03_value_decomposition.
     """
-    return td_target(rewards, target_q_tot_next, dones, gamma)
+    rewards = torch.as_tensor(rewards, dtype=torch.float32)
+    target_q_tot_next = torch.as_tensor(target_q_tot_next, dtype=torch.float32)
+    dones = torch.as_tensor(dones, dtype=torch.float32)
+    return rewards + gamma * (1.0 - dones) * target_q_tot_next
 
 
 # =============================================================================
@@ -417,9 +419,9 @@ class ValueDecomposition(learning.Learner):
             self.since_log["loss"].append(loss.item())
             self.since_log["q_tot"].append(q_tot)
             if self.grad_steps % cfg.target_every == 0:
-                hard_update(self.target_q, self.q_net)
+                self.target_q.load_state_dict(self.q_net.state_dict())
                 if self.mixer is not None:
-                    hard_update(self.target_mixer, self.mixer)
+                    self.target_mixer.load_state_dict(self.mixer.state_dict())
 
     def td_loss(self, batch: dict) -> tuple[torch.Tensor, float]:
         """``(Q_tot(s, a) - y)^2`` on one minibatch (IQL: every agent's ``(Q_i - y_i)^2``);

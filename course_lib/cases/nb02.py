@@ -12,14 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_lib import training
 from course_lib.algos import iql
 from course_lib.judge import case
 from course_lib.nets import mlp
 
 IQL = (iql, ("epsilon_greedy", "boltzmann", "stateless_q_update", "hysteretic_q_update",
              "dqn_td_target", "update_target"))
-TRAINING = (training, ("td_target", "hard_update", "soft_update"))
 FREQ_REPS = 10_000  # draws per row of Q-values
 FREQ_TOL = 0.03     # > 6 standard deviations of a frequency estimated from FREQ_REPS draws
 SAME_SEED = "same actions from generators seeded alike (1 yes, 0 no)"
@@ -100,7 +98,7 @@ def stateless_q_update(rng):
     return inputs
 
 
-@case(reference=iql.dqn_td_target, atol=1e-5, rtol=1e-5, forbid=[IQL, TRAINING],
+@case(reference=iql.dqn_td_target, atol=1e-5, rtol=1e-5, forbid=[IQL],
       describe=lambda args: f"rewards of shape {tuple(args[0].shape)}, next_q of shape {tuple(args[1].shape)}, "
                             f"gamma {args[3]}")
 def dqn_td_target(rng):
@@ -143,7 +141,7 @@ def _observe_update_target(fn, args):
             "updated_in_place": float(in_place), "target_independent_of_online": float(independent)}
 
 
-@case(reference=iql.update_target, atol=1e-6, rtol=0.0, observe=_observe_update_target, forbid=[IQL, TRAINING],
+@case(reference=iql.update_target, atol=1e-6, rtol=0.0, observe=_observe_update_target, forbid=[IQL],
       describe=lambda args: f"an MLP of {sum(p.numel() for p in args[0].parameters())} parameters, tau {args[2]}")
 def update_target(rng):
     """(target, online, tau): MLPs with 0 to 2 hidden layers, tau in {1, 0.005, 0.5, 0.9, 1}."""

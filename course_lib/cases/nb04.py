@@ -13,8 +13,7 @@ import functools
 import numpy as np
 import torch
 
-from course_lib import training
-from course_lib.algos import maddpg
+from course_lib.algos import iql, maddpg
 from course_lib.judge import case
 
 SAMPLES = 20_000  # draws per row when the answer samples its own noise
@@ -136,7 +135,7 @@ def _observe_soft_update(fn, args):
 
 
 @case(reference=maddpg.soft_update, atol=1e-6, observe=_observe_soft_update,
-      forbid=[(maddpg, ["soft_update"]), (training, ["soft_update", "hard_update"])])
+      forbid=[(maddpg, ["soft_update"]), (iql, ["update_target"])])
 def soft_update(rng: np.random.Generator):
     """Actors and critics (shared or per-agent layers) with different weights; tau from
     a tiny step to a full copy."""

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from course_lib.judge import case
-from course_lib.selfplay import elo, matrix_games
+from course_lib.selfplay import elo, fictitious
 
 # Every reference of the notebook's TODOs: an answer must not call any of them.
 REFERENCES = [(elo, ("expected_score", "elo_update")),
-              (matrix_games, ("best_response", "update_average", "exploitability", "nash_conv",
+              (fictitious, ("best_response", "update_average", "exploitability", "nash_conv",
                               "exploitability_curve"))]
 
 
@@ -66,7 +66,7 @@ def _observe_best_response(fn, args):
     return np.asarray(fn(*args), dtype=float).ravel()
 
 
-@case(reference=matrix_games.best_response, atol=1e-9, rtol=0.0, observe=_observe_best_response,
+@case(reference=fictitious.best_response, atol=1e-9, rtol=0.0, observe=_observe_best_response,
       forbid=REFERENCES)
 def best_response(rng):
     """(payoff, opponent_strategy): real-valued games, and integer games with ties."""
@@ -81,7 +81,7 @@ def best_response(rng):
     return inputs
 
 
-@case(reference=matrix_games.update_average, forbid=REFERENCES)
+@case(reference=fictitious.update_average, forbid=REFERENCES)
 def update_average(rng):
     """(average, strategy, t): t = 0 (the first strategy), small and large t."""
     inputs = []
@@ -91,7 +91,7 @@ def update_average(rng):
     return inputs
 
 
-@case(reference=matrix_games.exploitability, atol=1e-5, rtol=1e-5, forbid=REFERENCES)
+@case(reference=fictitious.exploitability, atol=1e-5, rtol=1e-5, forbid=REFERENCES)
 def exploitability(rng):
     """(A, x, y): random zero-sum games, random strategies, and a game's Nash equilibrium."""
     inputs = []

@@ -15,5 +15,4 @@ Taught in notebooks/08_self_play. Modules, read in this order:
   against rolling pools of their past selves (independent PPO, :mod:`course_lib.algos.ppo`),
   league Elo, and fixed-pool Elo against a league's frozen archive.
 
-(``selfplay.matrix_games`` is the old name of ``fictitious``, kept for the judge cases.)
 """
