@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import nbformat
-import pytest
 
 from autograder.layout import source_notebook
 

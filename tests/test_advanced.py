@@ -19,6 +19,7 @@ from course_lib.advanced import attention, curiosity, drqn, experiments, gat, sc
 from course_lib.envs import NeighbourMajority, VecNeighbourMajority, registry
 from course_lib.evaluation import evaluate
 from course_lib.tasks import task
+from spies import Spy
 
 torch.set_num_threads(1)
 
@@ -37,19 +38,6 @@ def _wrong_answers() -> dict:
     return out
 
 
-class Spy:
-    """A part that records its calls; raises KeyboardInterrupt at call ``interrupt_at`` (a Ctrl-C)."""
-
-    def __init__(self, fn, interrupt_at: int | None = None):
-        self.fn, self.interrupt_at, self.calls = fn, interrupt_at, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        if self.calls == self.interrupt_at:
-            raise KeyboardInterrupt
-        return self.fn(*args)
-
-
 def _weights(run) -> dict:
     learner = run.learner
     nets = {"q": getattr(learner, "q_net", None), "actor": getattr(learner, "actor", None),
@@ -62,7 +50,7 @@ def _resumes_exactly(module, task_, config, part: str, k: int, out: Path) -> Non
     resumed: same curve (without sps) and the same weights, bit for bit."""
     straight = module.train(task_, config, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        module.train(task_, config, parts={part: Spy(getattr(module.Parts(), part), interrupt_at=k)}, out=out,
+        module.train(task_, config, parts={part: Spy(getattr(module.Parts(), part), stop=k)}, out=out,
                      progress=False)
     resumed = module.train(task_, config, resume=out, progress=False)
     pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))

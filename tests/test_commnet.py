@@ -3,7 +3,6 @@ the lever learner (course_lib.algos.levers)."""
 from __future__ import annotations
 
 import dataclasses
-import signal
 
 import numpy as np
 import pandas as pd
@@ -15,24 +14,11 @@ from course_lib.envs import TrafficJunction, VecLeverPulling, VecPredatorPrey, V
 from course_lib.envs.navigation import TUNED
 from course_lib.evaluation import evaluate
 from course_lib.tasks import task
+from spies import Spy
 
 # a few updates of 8 small episodes; one curve row per update
 TJ = reinforce.Config(total_steps=4 * 8 * 20, hidden=16, num_envs=8, log_every=8 * 20)
 LEVERS = levers.Config(total_steps=6 * 64, batch=64, hidden=32, log_every=2 * 64, eval_rounds=128, seed=1)
-
-
-class Spy:
-    """A part that records its calls and runs ``fn``; at call ``stop`` it presses Ctrl-C
-    (SIGINT: the driver lets the update finish, saves, and raises KeyboardInterrupt)."""
-
-    def __init__(self, fn, stop=None):
-        self.fn, self.calls, self.stop = fn, 0, stop
-
-    def __call__(self, *args):
-        self.calls += 1
-        if self.calls == self.stop:
-            signal.raise_signal(signal.SIGINT)
-        return self.fn(*args)
 
 
 # ---------------------------------------------------------------- communication
@@ -201,7 +187,7 @@ def test_reinforce_resumes_exactly_after_ctrl_c(tmp_path, model, part, stop):
     straight = reinforce.train("traffic_junction_easy", cfg, progress=False)
     reference = getattr(reinforce.Parts(), part)
     with pytest.raises(KeyboardInterrupt):
-        reinforce.train("traffic_junction_easy", cfg, parts={part: Spy(reference, stop=stop)}, out=tmp_path,
+        reinforce.train("traffic_junction_easy", cfg, parts={part: Spy(reference, stop=stop, ctrl_c=True)}, out=tmp_path,
                         progress=False)
     resumed = reinforce.train("traffic_junction_easy", cfg, resume=tmp_path, progress=False)
     pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))
@@ -300,7 +286,7 @@ def test_levers_resume_exactly_after_ctrl_c(tmp_path, mode, part, stop):
     cfg = dataclasses.replace(LEVERS, mode=mode)
     straight = levers.train("levers", cfg, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        levers.train("levers", cfg, parts={part: Spy(getattr(levers.Parts(), part), stop=stop)}, out=tmp_path,
+        levers.train("levers", cfg, parts={part: Spy(getattr(levers.Parts(), part), stop=stop, ctrl_c=True)}, out=tmp_path,
                      progress=False)
     resumed = levers.train("levers", cfg, resume=tmp_path, progress=False)
     pd.testing.assert_frame_equal(resumed.curve.drop(columns="sps"), straight.curve.drop(columns="sps"))

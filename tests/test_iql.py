@@ -12,6 +12,7 @@ from course_lib import games, training
 from course_lib.algos import iql, maddpg
 from course_lib.buffers import ReplayBuffer
 from course_lib.nets import QNetwork, mlp
+from spies import Spy
 
 torch.set_num_threads(1)
 
@@ -243,19 +244,6 @@ def test_matrix_learners_handle_asymmetric_and_three_player_games(learner):
     three = task("matrix_climbing", payoffs=games.common_payoff(rng.normal(size=(2, 2, 2))))
     run = matrix_run(three, learner=learner, exploration="boltzmann", n_seeds=3, total_steps=60)
     assert len(run.learner.final["actions"][0]) == 3
-
-
-class Spy:
-    """A part that records its calls and runs ``fn`` (raising KeyboardInterrupt at call ``stop``)."""
-
-    def __init__(self, fn, stop=None):
-        self.fn, self.calls, self.stop = fn, 0, stop
-
-    def __call__(self, *args):
-        self.calls += 1
-        if self.calls == self.stop:
-            raise KeyboardInterrupt
-        return self.fn(*args)
 
 
 @pytest.mark.parametrize("learner, exploration", [("iql", "epsilon"), ("jal", "boltzmann"),

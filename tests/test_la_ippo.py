@@ -5,6 +5,7 @@ import torch
 
 from course_lib.algos import la_ippo, ppo
 from course_lib.tasks import task
+from spies import Spy
 
 torch.set_num_threads(1)
 
@@ -113,19 +114,6 @@ def test_latent_geometry_distance_and_collapse():
 
 
 # ------------------------------------------------------- the student's parts
-class Spy:
-    """A part that records its calls and runs ``fn`` (raising KeyboardInterrupt at call ``stop``)."""
-
-    def __init__(self, fn, stop=None):
-        self.fn, self.calls, self.stop = fn, 0, stop
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.stop:
-            raise KeyboardInterrupt
-        return self.fn(*args, **kwargs)
-
-
 def test_the_loop_calls_the_students_four_parts():
     names = ("gae", "clipped_surrogate", "topology_pairs", "distillation_loss")
     spies = {name: Spy(getattr(ppo if name in ("gae", "clipped_surrogate") else la_ippo, name)) for name in names}

@@ -11,6 +11,7 @@ from course_lib.algos import maddpg
 from course_lib.buffers import ReplayBuffer
 from course_lib.evaluation import evaluate
 from course_lib.tasks import task
+from spies import Spy
 
 torch.set_num_threads(1)
 
@@ -193,19 +194,6 @@ SMALL = dict(num_envs=20, total_steps=1_200, learning_starts=400, batch_size=64,
 
 def small_run(task_name="simple_spread_v3", parts=None, out=None, **overrides):
     return maddpg.train(task_name, maddpg.Config(**{**SMALL, **overrides}), parts=parts, out=out, progress=False)
-
-
-class Spy:
-    """A part that records its calls and runs ``fn`` (raising KeyboardInterrupt at call ``stop``)."""
-
-    def __init__(self, fn, stop=None):
-        self.fn, self.calls, self.stop = fn, 0, stop
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls == self.stop:
-            raise KeyboardInterrupt
-        return self.fn(*args, **kwargs)
 
 
 def curve(run) -> pd.DataFrame:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 
 import dataclasses
-import signal
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ from course_lib import papers
 from course_lib.algos import qmix
 from course_lib.evaluation import evaluate
 from course_lib.tasks import task
+from spies import Spy
 
 
 torch.set_num_threads(1)
@@ -145,20 +145,6 @@ def train(task_=PO, parts=None, **config):
     return qmix.train(task_, qmix.Config(**{**SMALL, **config}), parts=parts, progress=False)
 
 
-class Spy:
-    """A part that records its calls and runs ``fn``; at call ``stop`` it presses Ctrl-C
-    (SIGINT: the driver lets the iteration finish, saves, and raises KeyboardInterrupt)."""
-
-    def __init__(self, fn, stop=None):
-        self.fn, self.calls, self.stop = fn, 0, stop
-
-    def __call__(self, *args):
-        self.calls += 1
-        if self.calls == self.stop:
-            signal.raise_signal(signal.SIGINT)
-        return self.fn(*args)
-
-
 @pytest.mark.parametrize("mixer", ["none", "vdn", "qmix"])
 def test_train_logs_fixed_metric_names(mixer):
     run = train(mixer=mixer, eval_episodes=8)
@@ -272,7 +258,7 @@ def test_train_resumes_exactly_after_ctrl_c(tmp_path, recurrent):
                          "target_every": 7})
     straight = qmix.train(PO, cfg, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        qmix.train(PO, cfg, parts={"joint_td_target": Spy(qmix.joint_td_target, stop=11)}, out=tmp_path,
+        qmix.train(PO, cfg, parts={"joint_td_target": Spy(qmix.joint_td_target, stop=11, ctrl_c=True)}, out=tmp_path,
                    progress=False)
     resumed = qmix.train(PO, cfg, resume=tmp_path, progress=False)
     assert resumed.learner.step == cfg.total_steps

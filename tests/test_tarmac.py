@@ -11,6 +11,7 @@ import torch
 
 from course_lib.algos import reinforce, tarmac
 from course_lib.tasks import task
+from spies import Spy
 
 TJ = reinforce.Config(model="tarmac", total_steps=3 * 8 * 20, hidden=16, num_envs=8, log_every=8 * 20)
 
@@ -114,17 +115,6 @@ def test_junction_attention_tracks_cars_towards_the_crossing():
     assert np.allclose(totals, 1.0, atol=1e-5)
     with pytest.raises(ValueError, match="easy"):
         tarmac.junction_attention(batch, task("traffic_junction_medium").batched(1))
-
-
-class Spy:
-    """A part that records its calls and runs ``fn``."""
-
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.fn(*args)
 
 
 def _unscaled(queries, keys, alive):

@@ -235,7 +235,7 @@ def test_bad_actions_raise(Vec):
         vec.step(np.zeros((4, N + 1), dtype=int))
     f = np.zeros((4, N))
     f[1, 1] = 0.5
-    with pytest.raises(ValueError, match=rf"agent 1 .*Discrete\(5\)"):
+    with pytest.raises(ValueError, match=r"agent 1 .*Discrete\(5\)"):
         vec.step(f)
     with pytest.raises(ValueError, match="Discrete"):
         vec.step(np.full((4, N), "a"))
