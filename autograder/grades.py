@@ -53,6 +53,13 @@ def save_problems(workspace: Path, problems: list[Problem], graded: set[tuple[st
 
 
 # ----------------------------------------------------------------- the class in long form
+def awaits_hand_grading(grade) -> bool:
+    """nbgrader's flag, unless a grader's score is there (set without the formgrader, the
+    flag can stay up)."""
+    return bool(grade.needs_manual_grade) and grade.manual_score is None
+
+
+
 def _question_rows(gb: Gradebook, student: str, nb_id: str, submitted: bool) -> list[dict]:
     """One row per graded cell: its score (None while it awaits hand grading; 0 when the
     notebook was not graded) and maximum."""
@@ -69,7 +76,7 @@ def _question_rows(gb: Gradebook, student: str, nb_id: str, submitted: bool) -> 
         grade = grades.get(cell.name)
         if grade is None:
             score = 0.0
-        elif grade.needs_manual_grade:
+        elif awaits_hand_grading(grade):
             score = None
         else:
             score = float(grade.score or 0.0)

@@ -344,10 +344,12 @@ class GetGrades(nbp.GetGrades):
         cell.metadata.nbgrader["unanswered"] = comment.auto_comment == "No response."
 
     def _get_score(self, cell, resources):
+        from autograder.grades import awaits_hand_grading
+
         grade = self.gradebook.find_grade(grade_id(cell), self.notebook_id, self.assignment_id, self.student_id)
         cell.metadata.nbgrader["score"] = grade.score
         cell.metadata.nbgrader["points"] = grade.max_score
-        cell.metadata.nbgrader["awaiting"] = bool(grade.needs_manual_grade)
+        cell.metadata.nbgrader["awaiting"] = awaits_hand_grading(grade)
 
     def preprocess(self, nb, resources):
         nb, resources = super().preprocess(nb, resources)
