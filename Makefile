@@ -27,11 +27,8 @@ demo: setup  ## grade a generated sample class end to end
 test: setup  ## the test suite, quick mode
 	COURSE_QUICK=1 $(BIN)/python -m pytest -q
 
-# JupyterLab on the repository: notebooks/ for students, the formgrader (Nbgrader menu)
-# for instructors, on the grading workspace named in nbgrader_config.py. Root (a container)
-# needs --allow-root.
-lab: setup  ## JupyterLab for the course (notebooks/, the formgrader)
-	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --notebook-dir=. notebooks/
+lab: setup  ## JupyterLab for the course (notebooks/; the formgrader on the grading workspace)
+	$(BIN)/course lab
 
 release: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/course release

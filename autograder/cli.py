@@ -6,6 +6,7 @@
     course feedback                    feedback pages again from the gradebook (after hand-grading)
     course export [--format F]         grades.csv (or an LMS's import file) from the gradebook
     course demo                        grade a generated sample class end to end
+    course lab [JUPYTER OPTIONS]       JupyterLab for the course: notebooks/ and the formgrader
     course train | eval | watch        train, evaluate and watch the algorithms (autograder/agents.py)
 """
 from __future__ import annotations
@@ -155,6 +156,12 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from autograder.lab import main as lab
+
+    return lab(workspace_dir(args.workspace), args.jupyter_options)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from autograder.sandbox import Limits
 
@@ -218,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = command("lab", "JupyterLab for the course (notebooks/, the formgrader on the workspace)")
+    p.add_argument("jupyter_options", nargs=argparse.REMAINDER, help="passed on to jupyter lab (e.g. --port 8890)")
+    p.set_defaults(func=cmd_lab)
 
     from autograder.agents import add_commands
     add_commands(sub)
