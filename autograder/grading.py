@@ -162,7 +162,6 @@ def _register(nb_ids: list[str], workspace: Path, intake: Intake) -> None:
     """Record each notebook's source cells in the gradebook (needed to restore test cells),
     release it into the workspace's exchange (so the formgrader lists it as released),
     and record every student of the batch with their name and LMS id."""
-    (workspace / "exchange").mkdir(parents=True, exist_ok=True)
     generate(nb_ids, workspace / "release", workspace)
     api = make_api(workspace, release_directory=workspace / "release")
     for nb_id in nb_ids:

@@ -21,7 +21,6 @@ def prepare(workspace: Path) -> None:
     from autograder.nbgrader_api import checked, make_api
     from autograder.release import generate
 
-    (workspace / "exchange").mkdir(parents=True, exist_ok=True)
     ids = notebook_ids()
     generate(ids, workspace / "release", workspace)
     api = make_api(workspace, release_directory=workspace / "release")

@@ -43,6 +43,20 @@ def prepare_gradebook(workspace: Path) -> None:
         engine.dispose()
 
 
+def local_exchange(workspace: Path, config) -> None:
+    """The workspace's exchange and the folder nbgrader's Assignment List fetches into. The
+    Assignment List reads its settings from that folder's nbgrader_config.py, so it gets
+    one that loads the course's (and so finds this exchange)."""
+    Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
+    fetched = Path(config.Exchange.assignment_dir)
+    fetched.mkdir(parents=True, exist_ok=True)
+    settings = fetched / "nbgrader_config.py"
+    if not settings.exists():
+        settings.write_text("# Written by the course kit: nbgrader's Assignment List reads its settings here.\n"
+                            "from autograder.nbgrader_config import configure\n\n"
+                            f"configure(get_config(), workspace={str(workspace)!r})  # noqa: F821\n")
+
+
 def _alembic_on_path() -> None:
     # nbgrader runs `alembic` from PATH when it creates a gradebook: make this
     # interpreter's scripts visible even when the virtual environment is not activated.
@@ -55,6 +69,7 @@ def make_api(workspace: Path, release_directory: Path | None = None) -> NbGrader
     _alembic_on_path()
     prepare_gradebook(workspace)
     config = course_config(workspace, release_directory)
+    local_exchange(workspace, config)
     config.ExchangeReleaseAssignment.force = True  # the workspace's exchange follows the release
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)

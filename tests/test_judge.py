@@ -10,7 +10,7 @@ import pytest
 
 from autograder import judging
 from autograder.layout import notebook_ids, source_notebook
-from autograder.preprocessors import hidden_line_numbers
+from autograder.cells import hidden_line_numbers, is_test_cell
 from course_lib import cases, judge
 
 for module in pkgutil.iter_modules(cases.__path__):
@@ -77,7 +77,7 @@ def test_every_hidden_test_is_a_judge_call(nb_id):
     """The grader runs no other hidden code: a hidden part with more would not be run."""
     nb = nbformat.read(source_notebook(nb_id), as_version=4)
     copy, calls = judging.kernel_copy(nb)
-    tests = [i for i, c in enumerate(nb.cells) if judging._is_test_cell(c) and hidden_line_numbers(c.source)]
+    tests = [i for i, c in enumerate(nb.cells) if is_test_cell(c) and hidden_line_numbers(c.source)]
     assert tests and sorted(calls) == tests
     for i in tests:
         assert all(key in judge.registered() or key.startswith(f"nb{nb_id[:2]}.") for key, _ in calls[i])
