@@ -82,8 +82,10 @@ def formgrader_templates() -> Path:
 
 def configure(c: Config, workspace: Path | None = None, release_directory: Path | None = None) -> Config:
     """Fill nbgrader's config ``c`` for this course and return it."""
+    from autograder.nbgrader_api import share_gradebook_engines
     from autograder.sandbox import Limits
 
+    share_gradebook_engines()
     ws = workspace_dir(workspace)
     c.CourseDirectory.course_id = COURSE_ID
     c.CourseDirectory.root = str(REPO_ROOT)
