@@ -9,9 +9,12 @@ Skipped, with the reason, where the browser or Playwright is missing.
 """
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -36,31 +39,22 @@ pytestmark = [pytest.mark.grading, pytest.mark.timeout(300),
               pytest.mark.skipif(not check_sandbox()[0], reason=f"no sandbox here: {check_sandbox()[1]}")]
 
 
+WORKSPACE: list[Path] = []  # the graded class's workspace, once the server fixture made it
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`course lab`'s JupyterLab on a workspace where two students of notebook 01 were graded."""
-    root = tmp_path_factory.mktemp("class")
-    for student, nb in {"Ada Byron_4001_assignsubmission_file_": perfect(NB),
-                        "Ben Ode_4002_assignsubmission_file_": nbformat.read(release_notebook(NB), as_version=4)}.items():
-        (root / student).mkdir()
-        nbformat.write(nb, root / student / f"{NB}.ipynb")
-    workspace = tmp_path_factory.mktemp("lab") / "ws"
-    grade_class(root, workspace, workers=2)
-    lab.prepare(workspace)
+def start_lab(argv: list[str], cwd: Path, env: dict, log_path: Path):
+    """A JupyterLab server; yields (base URL, token, log path), stops it after."""
     port, token = free_port(), secrets.token_hex(8)
-    home = tmp_path_factory.mktemp("home")
-    env = {**lab.environment(workspace), "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "COURSE_QUICK": "1"}
-    log = (home / "lab.log").open("w")
-    proc = subprocess.Popen(lab.argv(["--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-                                      f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"]),
-                            cwd=lab.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = log_path.open("w")
+    proc = subprocess.Popen(argv + ["--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+                                    f"--IdentityProvider.token={token}"],
+                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -70,9 +64,9 @@ def server(tmp_path_factory):
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("JupyterLab did not start:\n" + (home / "lab.log").read_text()[-3000:])
+                    raise RuntimeError("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
                 time.sleep(0.5)
-        yield base, token, home / "lab.log"
+        yield base, token, log_path
     finally:
         proc.terminate()
         try:
@@ -80,6 +74,41 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def home_env(home: Path) -> dict:
+    return {"HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(home / "rt"),
+            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "ws"),
+            "COURSE_QUICK": "1"}
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    """A student's JupyterLab on a folder holding the release as handed out (a copy: the
+    Validate button saves the notebook first)."""
+    home = tmp_path_factory.mktemp("student")
+    (home / "work").mkdir()
+    shutil.copyfile(release_notebook(NB), home / "work" / f"{NB}.ipynb")
+    argv = [str(Path(sys.executable).parent / "jupyter"), "lab", f"--ServerApp.root_dir={home / 'work'}"]
+    argv += ["--allow-root"] if os.geteuid() == 0 else []
+    yield from start_lab(argv, home / "work", {**os.environ, **home_env(home)}, home / "lab.log")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`course lab`'s JupyterLab on a workspace where two students of notebook 01 were graded."""
+    root = tmp_path_factory.mktemp("class")
+    for folder, nb in {"Ada Byron_4001_assignsubmission_file_": perfect(NB),
+                       "Ben Ode_4002_assignsubmission_file_": nbformat.read(release_notebook(NB), as_version=4)}.items():
+        (root / folder).mkdir()
+        nbformat.write(nb, root / folder / f"{NB}.ipynb")
+    workspace = tmp_path_factory.mktemp("lab") / "ws"
+    grade_class(root, workspace, workers=2)
+    lab.prepare(workspace)
+    WORKSPACE.append(workspace)
+    home = tmp_path_factory.mktemp("home")
+    yield from start_lab(lab.argv([]), lab.REPO_ROOT, {**lab.environment(workspace), **home_env(home)},
+                         home / "lab.log")
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +119,11 @@ def browser():
         chromium.close()
 
 
-def test_a_student_runs_a_self_check_and_validates(server, browser):
-    base, token, log = server
+def test_a_student_runs_a_self_check_and_validates(student, browser):
+    base, token, log = student
     page = browser.new_page()
     page.set_default_timeout(60_000)
-    page.goto(f"{base}/lab/tree/notebooks/{NB}/{NB}.ipynb?token={token}")
+    page.goto(f"{base}/lab/tree/{NB}.ipynb?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     page.click(".lm-MenuBar-item:has-text('Run')")
@@ -132,4 +161,30 @@ def test_the_assignment_list_reads_the_local_exchange(server, browser):
     courses = page.request.get(f"{base}/courses?token={token}").json()
     assert courses.get("success") and "marl-course" in courses.get("value", []), courses
     page.close()
-    assert "allow_errors" not in log.read_text()  # no "not a recognized option" warning
+    assert "Error fetching" not in page_text(base, token, browser)
+
+
+def page_text(base: str, token: str, browser) -> str:
+    page = browser.new_page()
+    page.goto(f"{base}/lab?token={token}")
+    page.wait_for_selector(".jp-LabShell")
+    page.click(".lm-MenuBar-item:has-text('Nbgrader')")
+    page.click(".lm-Menu-item:has-text('Assignment List')")
+    page.wait_for_selector("text=Released assignments", timeout=30_000)
+    page.wait_for_timeout(2000)
+    text = page.inner_text("body")
+    page.close()
+    return text
+
+
+def test_a_feedback_page_renders_its_math_offline(server, browser):
+    page_path = WORKSPACE[0] / "feedback" / "4001" / NB / f"{NB}.html"
+    page = browser.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("mjx-container svg", timeout=60_000)  # MathJax typeset the page's TeX
+    assert page.locator("mjx-container").count() > 10
+    assert requested and all(url.startswith("file://") for url in requested), [u for u in requested
+                                                                               if not u.startswith("file://")]
+    page.close()

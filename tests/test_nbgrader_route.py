@@ -78,3 +78,19 @@ def test_nbgrader_autograde_with_the_kits_config_scores_as_course_grade(tmp_path
     # the steps only the kit's config adds ran on nbgrader's route too
     graded = nbformat.read(theirs / "autograded" / "fools_the_kernel" / NB / f"{NB}.ipynb", as_version=4)
     assert any(o.get("ename") == "JudgedWrong" for c in graded.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_the_kits_config_names_only_options_nbgrader_knows(caplog):
+    """Every preprocessor of the lists, and nbgrader's Execute (the Validate button's), takes
+    the course's config without a "not recognized" warning (allow_errors was one)."""
+    import logging
+
+    from nbgrader.preprocessors import Execute
+
+    from autograder import pipeline
+    from autograder.nbgrader_config import AUTOGRADE, FEEDBACK, RELEASE, SANITIZE, course_config
+
+    config = course_config()
+    with caplog.at_level(logging.WARNING):
+        pipeline.chain(config, RELEASE + SANITIZE + AUTOGRADE + FEEDBACK + [Execute])
+    assert not [r.getMessage() for r in caplog.records if "not recognized" in r.getMessage()]
