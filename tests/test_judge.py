@@ -93,3 +93,26 @@ def test_hidden_calls_refuse_other_code():
         ("nb01.best_response", "best_response")]
     with pytest.raises(ValueError, match="only call judge.check"):
         judging.hidden_calls('judge.check("nb01.best_response", best_response)\nassert best_response(1) == 2')
+
+
+def test_a_failing_hidden_test_names_the_function_and_the_input_in_words():
+    """Not "on test input 43": the function, the kind of input, and what differs."""
+    from course_lib import games
+
+    case = judge.lookup("nb01.pure_nash_equilibria")
+
+    def drops_an_equilibrium(payoffs):
+        found = games.pure_nash_equilibria(payoffs)
+        return found[:1] if len(found) > 1 else found
+
+    message = judge.verdict(case.key, 7, [case.observed(drops_an_equilibrium, args) for args in case.inputs(7)])
+    assert message.startswith("gives a wrong answer for a 2-player game with payoffs of shape"), message
+    assert "test input" not in message
+
+
+def test_a_stub_says_which_function_to_write():
+    def best_response(payoffs, player, profile):
+        raise NotImplementedError("best_response: replace the stub with your answer")
+
+    with pytest.raises(AssertionError, match="`best_response` is still the stub: replace the stub with your answer"):
+        judge.check("nb01.best_response", best_response)
