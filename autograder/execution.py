@@ -22,7 +22,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder import judging, sandbox
-from autograder.cells import is_test_cell, nbgrader_meta
+from autograder.cells import is_test_cell, nbgrader_meta, parse_python
 from autograder.session import SessionPool, preload_modules
 from autograder.worker import IGNORED_INTERRUPT
 from autograder.layout import DEFAULT_WORKSPACE, SOLUTIONS, source_notebook
@@ -63,7 +63,7 @@ class Demos:
 
 def _top_level_names(source: str) -> set[str]:
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return set()
     names = set()

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import BaseCell, Grade, Gradebook, Notebook, SubmittedAssignment, SubmittedNotebook
 
 from autograder.intake import Problem
 from autograder.nbgrader_config import COURSE_ID
@@ -60,45 +60,55 @@ def awaits_hand_grading(grade) -> bool:
 
 
 
-def _question_rows(gb: Gradebook, student: str, nb_id: str, submitted: bool) -> list[dict]:
-    """One row per graded cell: its score (None while it awaits hand grading; 0 when the
-    notebook was not graded) and maximum."""
+def _cells(gb: Gradebook, nb_id: str) -> list[tuple[str, str, float]]:
+    """(question, kind, max score) of each graded cell of a notebook, in its order."""
     notebook = gb.find_notebook(nb_id, nb_id)
-    grades = {}
-    if submitted:
-        try:
-            grades = {g.name: g for g in gb.find_submission_notebook(nb_id, nb_id, student).grades}
-        except MissingEntry:
-            pass
     manual = {c.name for c in notebook.solution_cells}
-    rows = []
-    for cell in notebook.grade_cells:
-        grade = grades.get(cell.name)
-        if grade is None:
-            score = 0.0
-        elif awaits_hand_grading(grade):
-            score = None
-        else:
-            score = float(grade.score or 0.0)
-        rows.append(dict(student=student, notebook=nb_id, question=cell.name,
-                         kind="manual" if cell.cell_type == "markdown" or cell.name in manual else "auto",
-                         score=score, max_score=float(cell.max_score)))
-    return rows
+    return [(cell.name, "manual" if cell.cell_type == "markdown" or cell.name in manual else "auto",
+             float(cell.max_score)) for cell in notebook.grade_cells]
+
+
+def _scores(gb: Gradebook) -> dict[tuple[str, str], dict[str, float | None]]:
+    """(student, notebook) -> question -> score (None while it awaits hand grading), every
+    submission of the gradebook in one query (one per submission takes minutes for a large class)."""
+    rows = (gb.db.query(SubmittedAssignment.student_id, Notebook.name, BaseCell.name, Grade.score,
+                        Grade.manual_score, Grade.needs_manual_grade)
+            .select_from(Grade)
+            .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
+            .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+            .join(Notebook, SubmittedNotebook.notebook_id == Notebook.id)
+            .join(BaseCell, Grade.cell_id == BaseCell.id))
+    found: dict[tuple[str, str], dict[str, float | None]] = {}
+    for student, nb_id, question, score, manual, needs_manual in rows:
+        awaiting = bool(needs_manual) and manual is None
+        found.setdefault((student, nb_id), {})[question] = None if awaiting else float(score or 0.0)
+    return found
 
 
 def long_grades(workspace: Path, students: list[str] | None = None) -> pd.DataFrame:
-    """Every due question of every student in the gradebook (or of ``students``), in long form."""
+    """Every due question of every student in the gradebook (or of ``students``), in long
+    form: its score (None while it awaits hand grading; 0 when the notebook was not graded)."""
     problems = load_problems(workspace)
     rows = []
     with gradebook(workspace) as gb:
-        submitted = {(s.student.id, s.assignment.name) for a in gb.assignments for s in a.submissions}
+        scores = _scores(gb)
         known = {a.name for a in gb.assignments}
+        cells = {nb_id: _cells(gb, nb_id) for nb_id in known}
         chosen = students if students is not None else [s.id for s in gb.students]
+        due_by_student: dict[str, set[str]] = {}
+        for student, nb_id in scores:
+            due_by_student.setdefault(student, set()).add(nb_id)
+        for p in problems:
+            if p.notebook in known:
+                due_by_student.setdefault(p.student, set()).add(p.notebook)
         for student in chosen:
-            due = {nb for s, nb in submitted if s == student}
-            due |= {p.notebook for p in problems if p.student == student and p.notebook in known}
+            due = due_by_student.get(student, set())
             for nb_id in sorted(due):
-                rows += _question_rows(gb, student, nb_id, (student, nb_id) in submitted)
+                got = scores.get((student, nb_id), {})
+                rows += [dict(student=student, notebook=nb_id, question=question, kind=kind,
+                              score=got.get(question, 0.0) if (student, nb_id) in scores else 0.0,
+                              max_score=max_score)
+                         for question, kind, max_score in cells[nb_id]]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

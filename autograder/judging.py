@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.cells import grade_id, hidden_line_numbers, is_test_cell
+from autograder.cells import grade_id, hidden_line_numbers, is_test_cell, parse_python
 from course_lib import judge
 
 SECRET_FILE = "judge_secret"  # in the workspace, which the sandbox hides
@@ -59,7 +59,7 @@ def hidden_calls(source: str) -> list[tuple[str, str]]:
     lines that go with them: the grader runs no other hidden code.
     """
     calls = []
-    for node in ast.parse(source).body:
+    for node in parse_python(source).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
         call = node.value if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) else None
