@@ -79,6 +79,16 @@ def test_nbgrader_autograde_with_the_kits_config_scores_as_course_grade(tmp_path
     graded = nbformat.read(theirs / "autograded" / "fools_the_kernel" / NB / f"{NB}.ipynb", as_version=4)
     assert any(o.get("ename") == "JudgedWrong" for c in graded.cells if c.cell_type == "code" for o in c.outputs)
 
+    # nbgrader's generate_feedback makes the course's page: no hidden test, hand grading named, math offline
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", NB, "--force", "--student=wrong"],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = theirs / "feedback" / "wrong" / NB
+    page = (folder / f"{NB}.html").read_text(encoding="utf-8")
+    assert "awaiting hand grading" in page and "pure_nash_equilibria" in page
+    assert "BEGIN HIDDEN TESTS" not in page and "judge.check" not in page
+    assert (folder / "mathjax" / "tex-svg.js").exists() and "cdnjs" not in page
+
 
 def test_the_kits_config_names_only_options_nbgrader_knows(caplog):
     """Every preprocessor of the lists, and nbgrader's Execute (the Validate button's), takes
