@@ -16,7 +16,7 @@ $(BIN)/python:
 # package mirrors are filtered out; its errors still stop the build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	@if [ -x autograder/install_bwrap.sh ]; then autograder/install_bwrap.sh; fi
+	autograder/install_system_packages.sh
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the kit
@@ -27,9 +27,8 @@ demo: setup  ## grade a generated sample class end to end
 test: setup  ## the test suite, quick mode
 	COURSE_QUICK=1 $(BIN)/python -m pytest -q
 
-lab: setup  ## open the student notebooks in JupyterLab
-	$(BIN)/python -m pip install -q -e '.[lab]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(BIN)/jupyter lab notebooks/
+lab: setup  ## JupyterLab for the course (notebooks/; the formgrader on the grading workspace)
+	$(BIN)/course lab
 
 release: setup  ## regenerate notebooks/ from solutions/
 	$(BIN)/course release

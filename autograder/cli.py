@@ -3,8 +3,10 @@
     course release [NB...] [--check]   regenerate notebooks/ from solutions/ (or check it is current)
     course check [NB...]               solutions earn full marks, releases earn none
     course grade SUBMISSIONS           grade a folder or LMS zip: feedback + grades.csv
-    course export                      grades.csv again from the gradebook (after hand-grading)
+    course feedback                    feedback pages again from the gradebook (after hand-grading)
+    course export [--format F]         grades.csv (or an LMS's import file) from the gradebook
     course demo                        grade a generated sample class end to end
+    course lab [JUPYTER OPTIONS]       JupyterLab for the course: notebooks/ and the formgrader
     course train | eval | watch        train, evaluate and watch the algorithms (autograder/agents.py)
 """
 from __future__ import annotations
@@ -72,14 +74,14 @@ def cmd_check(args) -> int:
 
 def print_class_summary(result) -> None:
     totals = result.totals()
-    rows = [[student, f"{_points(t.auto_score)}/{_points(t.auto_max)}",
-             _points(t.manual_max) if t.manual_max else "-", t.notes or "ok"]
+    rows = [[student, result.names.get(student, ""), f"{_points(t.auto_score)}/{_points(t.auto_max)}",
+             _points(t.awaiting) if t.awaiting else "-", t.notes or "ok"]
             for student, t in totals.iterrows()]
-    print(_table(rows, ["student", "autograded", "to hand-grade", "notes"]))
+    print(_table(rows, ["student", "name", "autograded", "to hand-grade", "notes"]))
     if result.seconds:
         per = sum(result.seconds.values()) / len(result.seconds)
         print(f"\n{len(result.seconds)} notebook(s) autograded, {per:.1f} s each")
-    print(f"grades:   {result.csv_path}")
+    print(f"grades:   {result.csv_path} (every student of the gradebook)")
     print(f"feedback: {result.feedback_dir}/<student>/<notebook>/<notebook>.html")
 
 
@@ -87,9 +89,8 @@ def _settings(args):
     from autograder.execution import Settings
     from autograder.sandbox import Limits
 
-    limits = Limits(memory_mb=args.memory_mb, max_processes=128, file_size_mb=64, output_mb=32,
-                    wall_seconds=args.time_limit)
-    return Settings(sandboxed=not args.no_sandbox, cell_timeout=args.cell_timeout, limits=limits)
+    limits = Limits(memory_mb=args.memory_mb, wall_seconds=args.time_limit, cell_seconds=args.cell_timeout)
+    return Settings(sandboxed=not args.no_sandbox, limits=limits)
 
 
 def cmd_grade(args) -> int:
@@ -107,10 +108,33 @@ def cmd_grade(args) -> int:
 
 def cmd_export(args) -> int:
     from autograder.grading import export_from_gradebook
+    from autograder.grades import export_lms
 
-    path = export_from_gradebook(workspace_dir(args.workspace))
+    workspace = workspace_dir(args.workspace)
+    path = export_from_gradebook(workspace)
     print(f"grades: {path}")
-    return 0
+    if args.format != "csv":
+        paths, incomplete = export_lms(workspace, args.format)
+        for lms_file in paths:
+            print(f"{args.format}: {lms_file}")
+        if incomplete:
+            print(f"left empty (hand grading not finished): {', '.join(incomplete)}")
+    return _feedback(workspace, args.workers)
+
+
+def _feedback(workspace: Path, workers: int | None) -> int:
+    from autograder.feedback import regenerate
+    from autograder.grading import usable_cpus
+
+    pages, failed = regenerate(workspace, workers or usable_cpus())
+    print(f"feedback: {len(pages)} page(s) in {workspace / 'feedback'}")
+    for student, nb_id, why in failed:
+        print(f"no feedback page for {student} {nb_id}: {why}")
+    return 1 if failed else 0
+
+
+def cmd_feedback(args) -> int:
+    return _feedback(workspace_dir(args.workspace), args.workers)
 
 
 def cmd_demo(args) -> int:
@@ -132,11 +156,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_lab(args) -> int:
+    from autograder.lab import main as lab
+
+    return lab(workspace_dir(args.workspace), args.jupyter_options)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from autograder.sandbox import Limits
+
     p.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: one per CPU)")
-    p.add_argument("--cell-timeout", type=int, default=120, help="seconds per cell (default 120)")
-    p.add_argument("--time-limit", type=int, default=600, help="seconds per notebook (default 600)")
-    p.add_argument("--memory-mb", type=int, default=3072, help="memory per submission (default 3072)")
+    p.add_argument("--cell-timeout", type=int, default=Limits.cell_seconds,
+                   help=f"seconds per cell (default {Limits.cell_seconds})")
+    p.add_argument("--time-limit", type=int, default=Limits.wall_seconds,
+                   help=f"seconds per notebook (default {Limits.wall_seconds:g})")
+    p.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
+                   help=f"memory per submission (default {Limits.memory_mb})")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run submissions without bubblewrap (limits and time-outs still apply); "
                         "only for code you trust")
@@ -175,13 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_grade)
 
-    p = command("export", "write grades.csv from the gradebook (after hand-grading)")
+    p = command("feedback", "render the feedback pages again from the gradebook (after hand-grading)")
+    p.add_argument("--workers", type=int, default=None, help="pages rendered at once (default: one per CPU)")
+    p.set_defaults(func=cmd_feedback)
+
+    p = command("export", "write grades.csv from the gradebook, the feedback pages again, and an LMS's import file")
+    p.add_argument("--format", choices=["csv", "moodle", "canvas"], default="csv",
+                   help="also write the LMS's own grade-import file: moodle (a grading worksheet per "
+                        "notebook, moodle-<NB>.csv) or canvas (canvas.csv); default: grades.csv only")
+    p.add_argument("--workers", type=int, default=None, help="pages rendered at once (default: one per CPU)")
     p.set_defaults(func=cmd_export)
 
     p = command("demo", "grade a generated sample class end to end")
     p.add_argument("--notebooks", nargs="*", help="notebooks in the sample class (default: the first)")
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
+
+    p = command("lab", "JupyterLab for the course (notebooks/, the formgrader on the workspace)")
+    p.add_argument("jupyter_options", nargs=argparse.REMAINDER, help="passed on to jupyter lab (e.g. --port 8890)")
+    p.set_defaults(func=cmd_lab)
 
     from autograder.agents import add_commands
     add_commands(sub)

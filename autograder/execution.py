@@ -1,66 +1,56 @@
-"""Run one submission: sanitize it, execute it in the sandbox, read back what ran.
+"""Run one sanitized submission in the sandbox and read back what ran.
 
-Sanitizing uses nbgrader's own preprocessors (restore test cells from the gradebook,
-de-duplicate grade ids, reset the kernel spec); executing happens in a worker process
-(autograder/worker.py) inside the bubblewrap sandbox, so the grader itself never runs
-student code. The kernel gets the notebook without its hidden test code; the worker
-judges the answers those tests name and reports each cell as it finishes, and the
-grader judges the reported outputs again (autograder/judging.py). A test cell that
-never reported (time limit, crash, the kernel killed) is marked failed with the reason.
-"""
+Executing happens in a worker process (autograder/worker.py) forked by a fork server
+inside the bubblewrap sandbox, so the grader itself never runs student code. The
+kernel gets the notebook without its hidden test code; the worker judges the answers
+those tests name through the kernel's guard and reports each cell as it finishes.
+:func:`execute` is the body of the SandboxedExecute preprocessor
+(autograder/preprocessors.py); the verdicts come after it, from the Rejudge step."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
-from traitlets.config import Config
 
 from autograder import judging, sandbox
+from autograder.cells import is_test_cell, nbgrader_meta, parse_python
 from autograder.session import SessionPool, preload_modules
 from autograder.worker import IGNORED_INTERRUPT
 from autograder.layout import DEFAULT_WORKSPACE, SOLUTIONS, source_notebook
-from autograder.nbgrader_config import CELL_TIMEOUT_S, course_config
-from autograder.preprocessors import ForgetBrokenMetadata, ForgetForeignCells
-
-SKIP_TAG = "grading-skip"  # demo cells the author marked as not needed for grading
+from autograder.preprocessors import SKIP_TAG
 
 
 @dataclass
 class Settings:
-    """How submissions are run: sandbox or not, and the limits."""
+    """How submissions are run: sandbox or not, the limits (their defaults: sandbox.Limits),
+    and whether demo cells the author tagged are skipped."""
 
     sandboxed: bool = True
-    cell_timeout: int = CELL_TIMEOUT_S
-    limits: sandbox.Limits | None = None
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
     skip_demos: bool = True
 
-    def sandbox_limits(self) -> sandbox.Limits:
-        return self.limits or sandbox.Limits(memory_mb=3072, max_processes=128, file_size_mb=64,
-                                             output_mb=32, wall_seconds=600)
+    @property
+    def cell_timeout(self) -> int:
+        return self.limits.cell_seconds
 
 
 @dataclass
 class Execution:
     notebook: NotebookNode
-    note: str | None  # one line for the summary when something went wrong, else None
+    note: str | None  # one line for the summary when the run went wrong, else None
     seconds: float
-
-
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_test_cell(cell) -> bool:
-    meta = _meta(cell)
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+    calls: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # judged calls per test cell
+    judged: dict[int, list[dict]] = field(default_factory=dict)  # what the worker reported for them
+    seed: int = 0
 
 
 @dataclass
@@ -73,7 +63,7 @@ class Demos:
 
 def _top_level_names(source: str) -> set[str]:
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return set()
     names = set()
@@ -87,41 +77,19 @@ def _top_level_names(source: str) -> set[str]:
     return names
 
 
+@functools.lru_cache(maxsize=None)
 def demo_cells(nb_id: str) -> Demos:
     """Locked, ungraded code cells of the source tagged as skippable while grading."""
     nb = nbformat.read(source_notebook(nb_id), as_version=4)
     cells = [c for c in nb.cells
              if c.cell_type == "code" and SKIP_TAG in c.metadata.get("tags", [])
-             and _meta(c).get("locked") and not _meta(c).get("grade") and not _meta(c).get("solution")]
-    return Demos({_meta(c)["grade_id"] for c in cells},
+             and nbgrader_meta(c).get("locked") and not nbgrader_meta(c).get("grade")
+             and not nbgrader_meta(c).get("solution")]
+    return Demos({nbgrader_meta(c)["grade_id"] for c in cells},
                  set().union(*(_top_level_names(c.source) for c in cells)) if cells else set())
 
 
-def sanitize(path: Path, nb_id: str, student: str, workspace: Path, skip: Demos) -> tuple[NotebookNode, list[str]]:
-    """The submission as nbgrader would run it: outputs cleared, test cells restored; and
-    notes on what had to be changed (cells pasted from another notebook)."""
-    from nbgrader import preprocessors as pp
-
-    config: Config = course_config(workspace)
-    resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
-                              "db_url": config.CourseDirectory.db_url}}
-    nb = nbformat.read(path, as_version=4)
-    for preprocessor in (pp.ClearOutput, pp.DeduplicateIds, ForgetBrokenMetadata, ForgetForeignCells,
-                         pp.OverwriteKernelspec, pp.OverwriteCells, pp.CheckCellMetadata):
-        nb, resources = preprocessor(config=config).preprocess(nb, resources)
-    for cell in nb.cells:  # only the author decides what may be skipped
-        tags = [t for t in cell.metadata.get("tags", []) if t != SKIP_TAG]
-        if _meta(cell).get("grade_id") in skip.cells:
-            tags.append(SKIP_TAG)
-        if tags:
-            cell.metadata["tags"] = tags
-        else:
-            cell.metadata.pop("tags", None)
-    nbformat.validator.normalize(nb)
-    return nb, resources["nbgrader"].get("notes", [])
-
-
-def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path) -> Path:
+def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, folder: Path) -> Path:
     """The folder the notebook runs in: the student's extra files, then the course's.
 
     The folder is emptied, not replaced: it is mounted into the running sandbox. Files
@@ -130,9 +98,12 @@ def prepare_scratch(scratch: Path, nb: NotebookNode, nb_id: str, submitted: Path
     scratch.mkdir(parents=True, exist_ok=True)
     for entry in scratch.iterdir():
         shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    for extra in submitted.parent.iterdir():
+    for extra in folder.iterdir() if folder.is_dir() else []:  # the files handed in with the notebook
         if extra.is_file() and extra.suffix != ".ipynb":
-            shutil.copyfile(extra, scratch / extra.name)
+            try:
+                shutil.copyfile(extra, scratch / extra.name)
+            except OSError:  # an unreadable file costs only itself
+                continue
     for data in (SOLUTIONS / nb_id).iterdir():  # course files win over students' copies
         if data.is_file() and data.suffix != ".ipynb":
             shutil.copyfile(data, scratch / data.name)
@@ -174,17 +145,6 @@ def _merge(nb: NotebookNode, stdout: str, judged: dict[int, list[dict]]) -> str 
     return fatal
 
 
-def _mark_unrun_tests(nb: NotebookNode, reason: str) -> int:
-    """A test cell that never ran must not look passed (nbgrader reads no output as a pass)."""
-    count = 0
-    for cell in nb.cells:
-        if is_test_cell(cell) and cell.get("execution_count") is None:
-            cell.outputs = [nbformat.v4.new_output("error", ename="NotRun", evalue=reason,
-                                                   traceback=[f"NotRun: {reason}"])]
-            count += 1
-    return count
-
-
 SANDBOX_ENV = {"COURSE_QUICK": "1", "NBGRADER_EXECUTION": "autograde", "MPLBACKEND": "Agg",
                "PYDEVD_DISABLE_FILE_VALIDATION": "1", "OMP_NUM_THREADS": "1"}
 
@@ -197,12 +157,27 @@ def sessions(workspace: Path, settings: Settings, nb_ids: list[str]) -> SessionP
     sources = [source_notebook(nb_id) for nb_id in nb_ids]
     cases = [m for path in sources for m in judging.case_modules(judging.kernel_copy(nbformat.read(path, 4))[1])]
     preload = preload_modules(sources) + sorted(set(cases))
-    return SessionPool(workspace, hide, settings.sandbox_limits(), SANDBOX_ENV, preload, settings.sandboxed)
+    return SessionPool(workspace, hide, settings.limits, SANDBOX_ENV, preload, settings.sandboxed)
 
 
-def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
+def execute(nb: NotebookNode, nb_id: str, student: str, workspace: Path, pool: SessionPool, folder: Path,
+            settings: Settings) -> Execution:
+    """Run a sanitized submission with the demos skipped; again in full if a test missed a
+    name that only a skipped demo cell defines. ``folder`` holds the files handed in with it."""
+    demos = demo_cells(nb_id)
+    seed = judging.student_seed(workspace, student, nb_id)
+    skip = settings.skip_demos and bool(demos.cells)
+    done = run(nb, nb_id, pool, folder, settings, skip_demos=skip, judge_seed=seed)
+    if skip and needs_full_run(done.notebook, demos):
+        full = run(nb, nb_id, pool, folder, settings, skip_demos=False, judge_seed=seed)
+        full.seconds += done.seconds
+        done = full
+    return done
+
+
+def run(nb: NotebookNode, nb_id: str, pool: SessionPool, folder: Path,
         settings: Settings, skip_demos: bool, judge_seed: int = 0) -> Execution:
-    """Execute ``nb`` in a sandboxed fork server; return it with its outputs, judged records checked."""
+    """Execute ``nb`` in a sandboxed fork server; return it with its outputs and the judged records."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # our own copy
     if not skip_demos:
         for cell in nb.cells:
@@ -210,8 +185,8 @@ def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
                 cell.metadata["tags"].remove(SKIP_TAG)
     session = pool.get()
     visible, calls = judging.kernel_copy(nb)
-    target = prepare_scratch(session.scratch, visible, nb_id, submitted)
-    limits = settings.sandbox_limits()
+    target = prepare_scratch(session.scratch, visible, nb_id, folder)
+    limits = settings.limits
     started = time.monotonic()
     outcome = session.execute(target.name, cell_timeout=settings.cell_timeout, skip_tag=SKIP_TAG,
                               wall_seconds=limits.wall_seconds, env={}, seed=judge_seed,
@@ -219,7 +194,6 @@ def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
     finished = outcome.finished or {}
     judged: dict[int, list[dict]] = {}
     fatal = _merge(nb, outcome.stdout, judged)
-    tampered = judging.rejudge(nb, judge_seed, calls, judged)
     note = None
     timeouts = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
                 if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"]
@@ -236,14 +210,9 @@ def run(nb: NotebookNode, nb_id: str, pool: SessionPool, submitted: Path,
         note = f"the grading worker ended with {finished.get('status')}"
     if timeouts and not note:
         note = f"cell {timeouts[0] + 1} ran past the {settings.cell_timeout} s cell time limit and was interrupted"
-    if tampered:
-        note = "; ".join(([note] if note else []) + tampered)
     if outcome.output_truncated:
         note = (note + "; " if note else "") + "output over the limit was dropped"
-    unrun = _mark_unrun_tests(nb, note or "the notebook stopped before this cell ran")
-    if unrun and not note:
-        note = f"{unrun} test cell(s) did not run"
-    return Execution(nb, note, time.monotonic() - started)
+    return Execution(nb, note, time.monotonic() - started, calls, judged, judge_seed)
 
 
 NAME_ERROR = re.compile(r"name '(\w+)' is not defined")

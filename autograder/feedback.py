@@ -1,45 +1,48 @@
-"""Feedback pages: nbgrader's feedback template, rendered in processes of their own.
+"""Feedback pages: the course's feedback template, rendered in processes of their own.
 
 nbgrader's GenerateFeedback builds a new converter and compiles its templates for
 every student (about a second each); one exporter kept per renderer process does
 the same pages for a fraction of that, and one renderer per grading worker renders
-the pages of different students in parallel. The preprocessors are this course's feedback set: grades from the
-gradebook, test tracebacks reduced to one line, any quote of hidden test code cut from
-the outputs, hidden tests removed from test cells (nbgrader would copy them into the page).
+the pages of different students in parallel. The exporter is configured as nbgrader's
+would be from autograder/nbgrader_config.py: its preprocessors are that file's
+GenerateFeedback list (grades and hand-grading state from the gradebook, test
+tracebacks reduced to one line, any quote of hidden test code cut from the outputs,
+hidden tests removed from test cells, MathJax next to the page) and its template the
+course's (autograder/templates/feedback). ``course feedback`` renders every page again
+from the gradebook, after hand grading (:func:`regenerate`).
 """
 from __future__ import annotations
 
 import json
+import os
 import queue
 import select
+import shutil
 import subprocess
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
-import nbgrader
 from nbconvert.exporters import HTMLExporter, TemplateExporter
 from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbformat import NotebookNode
-from nbgrader.preprocessors import GetGrades
 
-from autograder import nbgrader_api  # noqa: F401 - kept gradebook engines and schema validators
+from autograder import pipeline
 from autograder.layout import REPO_ROOT
-from autograder.nbgrader_config import course_config
-from autograder.preprocessors import ClearTestCellsHiddenTests, HideTestTracebacks, RedactHiddenTests
+from autograder.nbgrader_config import course_config, formgrader_templates
+from autograder.preprocessors import OfflineMath
 
-FORMGRADER = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
+BOOTSTRAP_CSS = formgrader_templates().parent / "static" / "node_modules" / "bootstrap" / "dist" / "css"
 
 
 class FeedbackExporter(HTMLExporter):
     """HTMLExporter without its final pass over the page.
 
     That pass parses the finished page again with BeautifulSoup, only to add alt texts
-    and tab stops to JupyterLab elements, which nbgrader's classic feedback template
-    does not have; it was 40% of a page's cost.
+    and tab stops to JupyterLab elements, which the classic feedback template does not
+    have; it was 40% of a page's cost.
     """
 
     def from_notebook_node(self, nb, resources=None, **kw):
@@ -59,27 +62,41 @@ class FeedbackWriter:
     def __init__(self, workspace: Path):
         self.workspace = workspace
         self.config = course_config(workspace)
-        self.config.HTMLExporter.template_name = "feedback"
-        # A page shows what the student's code displayed: scripts and raw HTML in
-        # outputs and markdown are sanitized, or they would run in the reader's browser.
-        self.config.HTMLExporter.sanitize_html = True
-        self.config.HTMLExporter.extra_template_basedirs = [str(FORMGRADER / "templates")]
-        self.config.HTMLExporter.extra_template_paths = [
-            str(FORMGRADER / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+        self.config.HTMLExporter.template_name = "feedback"  # as nbgrader's GenerateFeedback sets it
+        self.config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
         self.exporter = FeedbackExporter(config=self.config)
-        for preprocessor in (GetGrades, HideTestTracebacks, RedactHiddenTests, ClearTestCellsHiddenTests,
-                             CSSHTMLHeaderPreprocessor):
-            self.exporter.register_preprocessor(preprocessor(config=self.config), enabled=True)
+        for preprocessor in pipeline.chain(self.config, self.config.GenerateFeedback.preprocessors):
+            self.exporter.register_preprocessor(preprocessor, enabled=True)
 
     def write(self, nb: NotebookNode, nb_id: str, student: str) -> Path:
         resources = {"unique_key": nb_id, "metadata": {"name": nb_id},
                      "nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
                                   "db_url": self.config.CourseDirectory.db_url}}
-        html, _ = self.exporter.from_notebook_node(nb, resources=resources)
+        html, resources = self.exporter.from_notebook_node(nb, resources=resources)
         target = self.workspace / "feedback" / student / nb_id / f"{nb_id}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
+        for name, data in resources.get("outputs", {}).items():
+            _write_beside(target.parent / name, data)
         target.write_text(html, encoding="utf-8")
         return target
+
+
+def _write_beside(path: Path, data: bytes) -> None:
+    """An output file next to the page: MathJax's files as hard links to the package's
+    (2 MB a page otherwise), anything else as written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for name in OfflineMath.FILES:
+        if path.as_posix().endswith(f"mathjax/{name}"):
+            source = OfflineMath.source(name)
+            if path.exists() and path.stat().st_size == source.stat().st_size:
+                return
+            path.unlink(missing_ok=True)
+            try:
+                os.link(source, path)
+            except OSError:  # another file system: a copy
+                shutil.copyfile(source, path)
+            return
+    path.write_bytes(data)
 
 
 # ----------------------------------------------------------------- renderer processes
@@ -173,6 +190,36 @@ class FeedbackPool:
         self._pages.shutdown(wait=True)
         for renderer in self._all:
             renderer.close()
+
+
+def regenerate(workspace: Path, workers: int = 1) -> tuple[list[Path], list[tuple[str, str, str]]]:
+    """Render every graded submission's page again from the gradebook as it is now (hand
+    grades and comments included): the pages, and (student, notebook, why) of those that failed."""
+    from nbgrader.api import Gradebook
+
+    from autograder.grades import db_url
+
+    if not (workspace / "gradebook.db").exists():
+        raise SystemExit(f"error: no gradebook in {workspace}; run `course grade` first")
+    with Gradebook(db_url(workspace)) as gb:
+        pairs = sorted((s.student.id, a.name) for a in gb.assignments for s in a.submissions)
+    jobs = [(student, nb_id, workspace / "autograded" / student / nb_id / f"{nb_id}.ipynb")
+            for student, nb_id in pairs]
+    pages, failed = [], [(s, nb, "its graded notebook is missing") for s, nb, path in jobs if not path.exists()]
+    jobs = [job for job in jobs if job[2].exists()]
+    if not jobs:
+        return pages, failed
+    pool = FeedbackPool(workspace, max(1, min(workers, len(jobs))))
+    try:
+        futures = [(student, nb_id, pool.submit(path, nb_id, student)) for student, nb_id, path in jobs]
+        for student, nb_id, future in futures:
+            try:
+                pages.append(future.result())
+            except Exception as exc:  # noqa: BLE001 - one page costs only itself
+                failed.append((student, nb_id, str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__))
+    finally:
+        pool.close()
+    return pages, failed
 
 
 def serve(workspace: Path) -> int:

@@ -1,37 +1,37 @@
 """`course grade`: autograde a class, write feedback and grades.csv.
 
-One submission's trouble (damaged file, grader error) is recorded against that
-student and notebook and never stops the others.
+Each submission goes through the course's one pipeline: the sanitize and autograde
+preprocessor lists of autograder/nbgrader_config.py (autograder/pipeline.py), on
+fork servers in the sandbox, several at once. One submission's trouble (damaged file,
+grader error) is recorded against that student and notebook and never stops the
+others. grades.csv is written from the whole gradebook (autograder/grades.py).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections import Counter
 import tempfile
 import threading
 import warnings
-from contextlib import AbstractContextManager, closing, nullcontext
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from contextlib import closing, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pandas as pd
-from nbformat import NotebookNode
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook
 from sqlalchemy.exc import SAWarning
 from tqdm.auto import tqdm
 
-from autograder import execution, judging, sandbox
-from autograder.execution import Execution, Settings
-from autograder.intake import Intake, Problem, collect, unpack
-from autograder.layout import notebook_ids
+from autograder import execution, grades, judging, pipeline, sandbox
+from autograder.execution import Settings
 from autograder.feedback import FeedbackPool
-from autograder.nbgrader_api import alembic_head  # noqa: F401 - a gradebook without an alembic process
-from autograder.nbgrader_config import COURSE_ID, course_config
-from autograder.preprocessors import StderrIsNotFailure
+from autograder.intake import Intake, Problem, collect, copy_submission, describe, unpack
+from autograder.layout import notebook_ids
+from autograder.nbgrader_api import make_api
+from autograder.nbgrader_config import AUTOGRADE, SANITIZE, course_config
 from autograder.release import generate
 
 # nbgrader's gradebook code trips SQLAlchemy's autoflush notices on every new submission.
@@ -40,12 +40,13 @@ warnings.filterwarnings("ignore", category=SAWarning)
 
 @dataclass
 class ClassResult:
-    """Every grade of a run, in long form, plus what went wrong and where files are."""
+    """The grades of the students in this run, in long form, what went wrong, and where files are."""
 
-    grades: pd.DataFrame  # student, notebook, question, kind, score, max_score
+    grades: pd.DataFrame  # student, notebook, question, kind, score (None: awaits hand grading), max_score
     problems: list[Problem]
     workspace: Path
     seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def feedback_dir(self) -> Path:
@@ -56,75 +57,9 @@ class ClassResult:
         return self.workspace / "grades.csv"
 
     def totals(self) -> pd.DataFrame:
-        """One row per student: autograded points, their maximum, manual points pending, notes."""
-        g = self.grades
-        auto = g[g.kind == "auto"].groupby("student")[["score", "max_score"]].sum()
-        manual = g[g.kind == "manual"].groupby("student")["max_score"].sum().rename("manual_max")
-        table = auto.join(manual, how="outer").fillna(0.0)
-        notes = {}
-        for p in self.problems:
-            notes.setdefault(p.student or "(unknown)", []).append(p.reason)
-        table["notes"] = [("; ".join(notes.get(s, [])) or "") for s in table.index]
-        return table.rename(columns={"score": "auto_score", "max_score": "auto_max"})
-
-
-COLUMNS = ["student", "notebook", "question", "kind", "score", "max_score"]
-
-
-def _db_url(workspace: Path) -> str:
-    return f"sqlite:///{workspace / 'gradebook.db'}"
-
-
-def _register(nb_ids: list[str], workspace: Path) -> None:
-    """Record each notebook's source cells in the gradebook (needed to restore test cells)."""
-    generate(nb_ids, workspace / "release", workspace)
-
-
-def _question_rows(gb: Gradebook, student: str, nb_id: str, graded: bool) -> list[dict]:
-    """Scores per graded cell; zero for everything when the notebook was not graded."""
-    notebook = gb.find_notebook(nb_id, nb_id)
-    scores = {}
-    if graded:
-        try:
-            submission = gb.find_submission_notebook(nb_id, nb_id, student)
-            scores = {g.name: g.score for g in submission.grades}
-        except MissingEntry:
-            pass
-    rows = []
-    for cell in notebook.grade_cells:
-        manual = cell.cell_type == "markdown" or cell.name in {s.name for s in notebook.solution_cells}
-        rows.append(dict(student=student, notebook=nb_id, question=cell.name,
-                         kind="manual" if manual else "auto",
-                         score=float(scores.get(cell.name) or 0.0), max_score=float(cell.max_score)))
-    return rows
-
-
-def record(nb: NotebookNode, nb_id: str, student: str, workspace: Path, note: str | None = None,
-           writing: AbstractContextManager = nullcontext()) -> NotebookNode:
-    """Save an executed submission's scores in the gradebook and as autograded/ notebook.
-
-    ``writing`` is held while the gradebook is written (SQLite takes one writer at a
-    time); the rest runs outside it."""
-    from nbgrader import preprocessors as pp
-
-    config = course_config(workspace)
-    resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
-                              "db_url": config.CourseDirectory.db_url}}
-    for preprocessor in (pp.LimitOutput, StderrIsNotFailure):
-        nb, resources = preprocessor(config=config).preprocess(nb, resources)
-    with writing:
-        with Gradebook(_db_url(workspace), COURSE_ID) as gb:
-            gb.update_or_create_student(student)
-            gb.update_or_create_submission(nb_id, student)
-        nb, resources = pp.SaveAutoGrades(config=config).preprocess(nb, resources)
-    if note:  # say why at the top of the feedback and of the formgrader's view
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"**Grader note:** {note}."))
-    target = autograded_path(workspace, student, nb_id)
-    if target.parent.exists():
-        shutil.rmtree(target.parent)
-    target.parent.mkdir(parents=True)
-    nbformat.write(nb, target)
-    return nb
+        """One row per student of this run: autograded points and their maximum, hand-graded
+        points and theirs, points awaiting hand grading, complete, notes."""
+        return grades.totals(self.grades, self.problems)
 
 
 def autograded_path(workspace: Path, student: str, nb_id: str) -> Path:
@@ -139,18 +74,19 @@ class NotPrepared(Exception):
 class Graded:
     """One submission, executed and recorded in the gradebook; its feedback page rendering."""
 
-    run: Execution
+    notes: list[str]
+    seconds: float
     feedback: Future  # of the page's path
 
 
 class ClassRun:
-    """What the grading threads share: settings, the fork servers, the feedback
+    """What the grading threads share: the configuration, the fork servers, the feedback
     processes, and the one lock every gradebook write takes (SQLite, one writer;
     readers, such as sanitizing and the feedback renderers, need none)."""
 
     def __init__(self, workspace: Path, settings: Settings, nb_ids: list[str], workers: int):
         self.workspace, self.settings, self.workers = workspace, settings, workers
-        self.demos = {nb_id: execution.demo_cells(nb_id) for nb_id in nb_ids}
+        self.config = course_config(workspace)
         self.gradebook = threading.Lock()
         self.servers = execution.sessions(workspace, settings, nb_ids)
         self.servers.prestart(workers)
@@ -168,28 +104,30 @@ class ClassRun:
 
     def grade(self, student: str, nb_id: str, source: Path) -> Graded:
         """Sanitize, execute and record one submission, and hand its page to a renderer."""
-        demos = self.demos[nb_id]
+        resources = {"nbgrader": {"notebook": nb_id, "assignment": nb_id, "student": student,
+                                  "db_url": grades.db_url(self.workspace), "notes": []},
+                     "metadata": {"path": str(source.parent)},
+                     "autograder": {"sessions": self.servers, "settings": self.settings}}
         try:
-            sanitized, changed = execution.sanitize(source, nb_id, student, self.workspace, demos)
+            nb = nbformat.read(source, as_version=4)
+            nb, resources = pipeline.run(pipeline.chain(self.config, SANITIZE), nb, resources)
         except Exception as exc:  # noqa: BLE001 - reported against this submission only
             raise NotPrepared(f"{exc.__class__.__name__}: {str(exc)[:120]}") from exc
-        run = self._execute(student, nb_id, source, sanitized)
-        if changed:
-            run.note = "; ".join(changed + ([run.note] if run.note else []))
-        record(run.notebook, nb_id, student, self.workspace, run.note, writing=self.gradebook)
-        return Graded(run, self.feedback.submit(autograded_path(self.workspace, student, nb_id), nb_id, student))
 
-    def _execute(self, student: str, nb_id: str, source: Path, sanitized: NotebookNode) -> Execution:
-        """Run it with the demos skipped; again in full if a test missed a name a demo defines."""
-        settings, demos = self.settings, self.demos[nb_id]
-        seed = judging.student_seed(self.workspace, student, nb_id)
-        skip = settings.skip_demos and bool(demos.cells)
-        run = execution.run(sanitized, nb_id, self.servers, source, settings, skip_demos=skip, judge_seed=seed)
-        if skip and execution.needs_full_run(run.notebook, demos):
-            full = execution.run(sanitized, nb_id, self.servers, source, settings, skip_demos=False, judge_seed=seed)
-            full.seconds += run.seconds
-            run = full
-        return run
+        def new_submission():
+            with Gradebook(grades.db_url(self.workspace)) as gb:
+                gb.update_or_create_submission(nb_id, student)
+            copy_submission(source, self.workspace / "submitted" / student / nb_id, nb_id)
+
+        nb, resources = pipeline.run(pipeline.chain(self.config, AUTOGRADE), nb, resources,
+                                     writing=self.gradebook, before_writing=new_submission)
+        target = autograded_path(self.workspace, student, nb_id)
+        if target.parent.exists():
+            shutil.rmtree(target.parent)
+        target.parent.mkdir(parents=True)
+        nbformat.write(nb, target)
+        page = self.feedback.submit(target, nb_id, student)
+        return Graded(resources["nbgrader"]["notes"], resources["autograder"].get("seconds", 0.0), page)
 
 
 def usable_cpus() -> int:
@@ -220,6 +158,21 @@ def notebooks_due(intake: Intake, nb_ids: list[str] | None) -> dict[str, set[str
     return {s: handed.get(s, set()) | common for s in students}
 
 
+def _register(nb_ids: list[str], workspace: Path, intake: Intake) -> None:
+    """Record each notebook's source cells in the gradebook (needed to restore test cells),
+    release it into the workspace's exchange (so the formgrader lists it as released),
+    and record every student of the batch with their name and LMS id."""
+    generate(nb_ids, workspace / "release", workspace)
+    api = make_api(workspace, release_directory=workspace / "release")
+    for nb_id in nb_ids:
+        api.release_assignment(nb_id)  # a failure here only leaves the formgrader's status a draft
+    with Gradebook(grades.db_url(workspace)) as gb:
+        for student in intake.students:
+            first, _, last = intake.names.get(student, student).strip().rpartition(" ")
+            gb.update_or_create_student(student, first_name=first or None, last_name=last or None,
+                                        lms_user_id=intake.lms_ids.get(student))
+
+
 def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = None,
                 workers: int | None = None, settings: Settings | None = None) -> ClassResult:
     """Grade every submission found under ``submissions`` (a folder or a zip).
@@ -227,34 +180,46 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
     ``workers`` submissions (default: one per CPU) are graded at once, each from start
     to end by one worker: sanitized, run in its own sandbox, recorded in the gradebook
     (its writes one at a time, under a lock) and its feedback page handed to a renderer
-    process, which renders it while the worker goes on to its next submission.
+    process, which renders it while the worker goes on to its next submission. An input
+    with nothing to grade stops with SystemExit before the workspace is touched; grades.csv
+    is written again from the whole gradebook.
     """
     settings = settings or Settings()
-    if settings.sandboxed:
-        ok, why = sandbox.check_sandbox()
-        if not ok:
-            raise SystemExit(f"error: cannot grade in the sandbox: {why}")
     workers = max(1, workers or usable_cpus())
     known = notebook_ids()
-    workspace.mkdir(parents=True, exist_ok=True)
-    judging.ensure_secret(workspace)
-    with tempfile.TemporaryDirectory(prefix="intake-", dir=workspace) as tmp:
-        intake: Intake = collect(unpack(submissions, Path(tmp)), known)
+    with tempfile.TemporaryDirectory(prefix="course-intake-") as tmp:
+        root, damaged = unpack(submissions, Path(tmp))
+        intake: Intake = collect(root, known, damaged)
+        if not intake.usable:
+            raise SystemExit(f"error: nothing to grade in {submissions}: no notebook of the course was found "
+                             f"({describe(root)}); expected <student>/<NN_topic>.ipynb, Moodle folders "
+                             "(Name_123_assignsubmission_file_/) or Canvas files (name_123_456_<NN_topic>.ipynb). "
+                             "Nothing was changed.")
+        if settings.sandboxed:
+            ok, why = sandbox.check_sandbox()
+            if not ok:
+                raise SystemExit(f"error: cannot grade in the sandbox: {why}")
+        workspace.mkdir(parents=True, exist_ok=True)
+        judging.ensure_secret(workspace)
         due = notebooks_due(intake, nb_ids)
         wanted = sorted(set().union(*due.values())) or nb_ids or []
-        if wanted:
-            _register(wanted, workspace)
+        _register(wanted, workspace, intake)
         problems = list(intake.problems)
         jobs = []
         for student in intake.students:
             if not due[student] and not any(p.student == student for p in intake.problems):
-                problems.append(Problem(student, "", "no notebook was handed in"))
+                problems.append(Problem(student, "", _nothing_handed_in(intake.other_files.get(student, []))))
             for nb_id in sorted(due[student]):
                 source = intake.notebooks.get(student, {}).get(nb_id)
                 if source is not None:
                     jobs.append((student, nb_id, source))
                 elif not any(p.student == student and p.notebook == nb_id for p in intake.problems):
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"{nb_id}.ipynb was not submitted", nb_id))
+        for student in intake.students:  # say what they did hand in, when it was not a notebook
+            others = intake.other_files.get(student, [])
+            if others and not intake.notebooks.get(student) and due[student]:
+                problems.append(Problem(student, others[0], "handed in " + ", ".join(others[:5])
+                                        + ": not a notebook of the course"))
 
         graded: dict[tuple[str, str], Future] = {}  # each graded submission's feedback page
         seconds: dict[tuple[str, str], float] = {}
@@ -266,10 +231,10 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 student, nb_id, _ = futures[future]
                 try:
                     done = future.result()
-                    run, graded[(student, nb_id)] = done.run, done.feedback
-                    seconds[(student, nb_id)] = run.seconds
-                    if run.note:
-                        problems.append(Problem(student, f"{nb_id}.ipynb", run.note, nb_id))
+                    graded[(student, nb_id)] = done.feedback
+                    seconds[(student, nb_id)] = done.seconds
+                    if done.notes:
+                        problems.append(Problem(student, f"{nb_id}.ipynb", "; ".join(done.notes), nb_id))
                 except NotPrepared as exc:
                     problems.append(Problem(student, f"{nb_id}.ipynb", f"could not be prepared for grading ({exc})", nb_id))
                 except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the class
@@ -279,13 +244,18 @@ def grade_class(submissions: Path, workspace: Path, nb_ids: list[str] | None = N
                 problems.append(Problem(student, f"{nb_id}.ipynb",
                                         f"no feedback page: {_first_line(page.exception())}", nb_id))
 
-    with Gradebook(_db_url(workspace), COURSE_ID) as gb:
-        rows = [row for student in intake.students for nb_id in sorted(due[student])
-                for row in _question_rows(gb, student, nb_id, (student, nb_id) in graded)]
-    result = ClassResult(pd.DataFrame(rows, columns=COLUMNS), problems, workspace, seconds)
-    (workspace / "problems.json").write_text(json.dumps([asdict(p) for p in problems], indent=1))
-    write_grades_csv(result)
+    touched = {(s, nb) for s in intake.students for nb in due[s]} | {(s, None) for s in intake.students}
+    grades.save_problems(workspace, problems, touched)
+    result = ClassResult(grades.long_grades(workspace, intake.students), problems, workspace, seconds,
+                         dict(intake.names))
+    grades.write_grades_csv(workspace)
     return result
+
+
+def _nothing_handed_in(others: list[str]) -> str:
+    if others:
+        return "no notebook was handed in (only " + ", ".join(others[:5]) + ")"
+    return "no notebook was handed in"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -297,23 +267,4 @@ def export_from_gradebook(workspace: Path) -> Path:
     """grades.csv from the gradebook as it is now, hand-graded scores included."""
     if not (workspace / "gradebook.db").exists():
         raise SystemExit(f"error: no gradebook in {workspace}; run `course grade` first")
-    with Gradebook(_db_url(workspace), COURSE_ID) as gb:
-        rows = []
-        for assignment in gb.assignments:
-            for submission in assignment.submissions:
-                rows += _question_rows(gb, submission.student.id, assignment.name, True)
-    saved = workspace / "problems.json"
-    problems = [Problem(**p) for p in json.loads(saved.read_text())] if saved.exists() else []
-    return write_grades_csv(ClassResult(pd.DataFrame(rows, columns=COLUMNS), problems, workspace))
-
-
-def write_grades_csv(result: ClassResult) -> Path:
-    """grades.csv: one row per student, one column per question, then totals and notes."""
-    g = result.grades
-    wide = g.pivot_table(index="student", columns=["notebook", "question"], values="score", aggfunc="sum")
-    wide.columns = [f"{nb}/{q}" for nb, q in wide.columns]
-    totals = result.totals()
-    wide = wide.join(totals)
-    wide.index.name = "student"
-    wide.to_csv(result.csv_path)
-    return result.csv_path
+    return grades.write_grades_csv(workspace)

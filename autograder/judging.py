@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.preprocessors import hidden_line_numbers
+from autograder.cells import grade_id, hidden_line_numbers, is_test_cell, parse_python
 from course_lib import judge
 
 SECRET_FILE = "judge_secret"  # in the workspace, which the sandbox hides
@@ -59,7 +59,7 @@ def hidden_calls(source: str) -> list[tuple[str, str]]:
     lines that go with them: the grader runs no other hidden code.
     """
     calls = []
-    for node in ast.parse(source).body:
+    for node in parse_python(source).body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             continue
         call = node.value if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) else None
@@ -75,18 +75,13 @@ def hidden_calls(source: str) -> list[tuple[str, str]]:
     return calls
 
 
-def _is_test_cell(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
 def kernel_copy(nb: NotebookNode) -> tuple[NotebookNode, dict[int, list[tuple[str, str]]]]:
     """The notebook as the kernel gets it, with every hidden test part blanked out (its
     lines kept, empty, so line numbers stay), and the judged calls of each test cell."""
     nb = copy.deepcopy(nb)
     calls: dict[int, list[tuple[str, str]]] = {}
     for index, cell in enumerate(nb.cells):
-        hidden = hidden_line_numbers(cell.source) if _is_test_cell(cell) else set()
+        hidden = hidden_line_numbers(cell.source) if is_test_cell(cell) else set()
         if not hidden:
             continue
         lines = cell.source.split("\n")
@@ -158,7 +153,8 @@ def _judge_call(test: str, key: str, name: str, result: dict | None, seed: int) 
         i = int(error.get("input", 0))
         with VERDICTS_ONE_AT_A_TIME:
             words = current.words(current.inputs(seed)[i])
-        return f"`{name}` on test input {i + 1} ({words}) raised {error.get('message')}", notes
+        exc_name, _, message = str(error.get("message", "")).partition(": ")
+        return judge.raised(name, words, exc_name or "an error", message), notes
     problem, tampered = _problem(key, [record], seed)
     if problem and tampered:
         notes.append(f"test {test}: `{name}`: {problem}")
@@ -181,9 +177,8 @@ def rejudge(nb: NotebookNode, seed: int, calls: dict[int, list[tuple[str, str]]]
         if any(o.get("output_type") == "error" for o in cell.outputs):
             continue  # the visible part failed already
         results = {r.get("key"): r for r in judged.get(index, []) if isinstance(r, dict)}
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         for key, name in calls[index]:
-            problem, found = _judge_call(grade_id, key, name, results.get(key), seed)
+            problem, found = _judge_call(grade_id(cell), key, name, results.get(key), seed)
             notes += [n for n in found if n not in notes]
             if problem:
                 _fail(cell, problem)

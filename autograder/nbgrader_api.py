@@ -6,10 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-import jsonschema
 import nbgrader.api
 import sqlalchemy
-import nbgrader.nbgraderformat.common
+from nbgrader.api import Base
 from nbgrader.apps.api import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.dbutil import ALEMBIC_DIR
@@ -21,62 +20,68 @@ class NbgraderError(RuntimeError):
     """nbgrader reported a failure; the message carries its log."""
 
 
-def alembic_head() -> str:
-    """The gradebook schema's newest revision, read with alembic's own API.
+def prepare_gradebook(workspace: Path) -> None:
+    """Create the workspace's gradebook, if it has none, as nbgrader would.
 
-    nbgrader asks a new `alembic` process for it each time it creates a gradebook,
-    2 to 4 s of every grading run; the same scripts read here cost a few milliseconds.
+    nbgrader asks a new `alembic` process for the schema's newest revision each time it
+    creates a gradebook (2 to 4 s of every first grading run); alembic's own API reads
+    the same scripts in milliseconds. A gradebook that exists is left as it is.
     """
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(ALEMBIC_DIR).get_current_head()
+    path = workspace / "gradebook.db"
+    if path.exists():
+        return
+    workspace.mkdir(parents=True, exist_ok=True)
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    try:
+        Base.metadata.create_all(bind=engine)
+        with engine.begin() as db:
+            db.execute(sqlalchemy.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            db.execute(sqlalchemy.text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                       {"v": ScriptDirectory(ALEMBIC_DIR).get_current_head()})
+    finally:
+        engine.dispose()
 
 
-nbgrader.api.get_alembic_version = alembic_head
+_ENGINES: dict[tuple, sqlalchemy.Engine] = {}
 
 
-class SchemaValidation:
-    """``jsonschema.validate`` with one validator kept per schema.
-
-    nbgrader validates every cell's metadata with ``jsonschema.validate``, which
-    checks the schema itself again on each call: 0.2 s of CPU per graded notebook,
-    nine tenths of it on the unchanging schema. Same errors, raised the same way.
-    """
-
-    def __init__(self):
-        self._validators: dict[int, tuple[dict, jsonschema.protocols.Validator]] = {}
-
-    def validate(self, instance, schema) -> None:
-        kept = self._validators.get(id(schema))
-        if kept is None or kept[0] is not schema:
-            cls = jsonschema.validators.validator_for(schema)
-            cls.check_schema(schema)
-            kept = self._validators[id(schema)] = (schema, cls(schema))
-        error = jsonschema.exceptions.best_match(kept[1].iter_errors(instance))
-        if error is not None:
-            raise error
-
-
-nbgrader.nbgraderformat.common.jsonschema = SchemaValidation()
-
-_engines: dict[tuple, sqlalchemy.Engine] = {}
-
-
-def shared_engine(db_url: str, **kwargs) -> sqlalchemy.Engine:
-    """One SQLAlchemy engine per gradebook for the whole process.
-
-    nbgrader opens a new Gradebook, and so a new engine, several times for each
-    submission, and each new engine compiles every query again (a tenth of the
-    grader's own time per submission). A kept engine keeps its compiled queries; the
-    Gradebook's close() still returns its connections (dispose), as before.
-    """
+def _shared_engine(db_url: str, **kwargs) -> sqlalchemy.Engine:
     key = (db_url, tuple(sorted(kwargs.items())))
-    if key not in _engines:
-        _engines[key] = sqlalchemy.create_engine(db_url, **kwargs)
-    return _engines[key]
+    if key not in _ENGINES:
+        _ENGINES[key] = _CREATE_ENGINE(db_url, **kwargs)
+    return _ENGINES[key]
 
 
-nbgrader.api.create_engine = shared_engine
+_CREATE_ENGINE = sqlalchemy.create_engine
+
+
+def share_gradebook_engines() -> None:
+    """Have nbgrader's Gradebook keep one SQLAlchemy engine per database in this process.
+
+    The one change the course makes to nbgrader itself, made here, explicitly, by
+    :func:`autograder.nbgrader_config.configure` (so on every route). nbgrader opens a new
+    Gradebook, and so a new engine, five times for each graded submission, and each new
+    engine inspects the tables and compiles every query again: 8 ms each, a tenth of the
+    grader's own time. A kept engine keeps its compiled queries; Gradebook.close() still
+    returns its connections (dispose), as before. Idempotent.
+    """
+    nbgrader.api.create_engine = _shared_engine
+
+
+def local_exchange(workspace: Path, config) -> None:
+    """The workspace's exchange and the folder nbgrader's Assignment List fetches into. The
+    Assignment List reads its settings from that folder's nbgrader_config.py, so it gets
+    one that loads the course's (and so finds this exchange)."""
+    Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
+    fetched = Path(config.Exchange.assignment_dir)
+    fetched.mkdir(parents=True, exist_ok=True)
+    settings = fetched / "nbgrader_config.py"
+    if not settings.exists():
+        settings.write_text("# Written by the course kit: nbgrader's Assignment List reads its settings here.\n"
+                            "from autograder.nbgrader_config import configure\n\n"
+                            f"configure(get_config(), workspace={str(workspace)!r})  # noqa: F821\n")
 
 
 def _alembic_on_path() -> None:
@@ -89,8 +94,10 @@ def _alembic_on_path() -> None:
 
 def make_api(workspace: Path, release_directory: Path | None = None) -> NbGraderAPI:
     _alembic_on_path()
-    workspace.mkdir(parents=True, exist_ok=True)
+    prepare_gradebook(workspace)
     config = course_config(workspace, release_directory)
+    local_exchange(workspace, config)
+    config.ExchangeReleaseAssignment.force = True  # the workspace's exchange follows the release
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     api.log_level = logging.ERROR

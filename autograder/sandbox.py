@@ -125,12 +125,17 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class Limits:
-    memory_mb: int = 2048  # RLIMIT_AS per process; also the whole tree's cgroup limit
+    """The limits a submission runs under: the one place their defaults live (the
+    `course` command's options, the grader's settings and the nbgrader route's
+    SandboxedExecute all start from these)."""
+
+    memory_mb: int = 3072  # RLIMIT_AS per process; also the whole tree's cgroup limit
     max_processes: int = 128  # processes AND threads (both count for the kernel)
     file_size_mb: int = 64  # largest file the code may write (RLIMIT_FSIZE)
-    output_mb: float = 8  # stdout/stderr read back, each; the rest is dropped
-    wall_seconds: float = 300  # whole run (one notebook), then the tree is killed
+    output_mb: float = 32  # stdout/stderr read back, each; the rest is dropped
+    wall_seconds: float = 600  # whole run (one notebook), then the tree is killed
     tmp_mb: int = 256  # size of the private /tmp and /dev/shm tmpfs (RAM-backed)
+    cell_seconds: int = 120  # one cell, enforced by the worker (nbclient's timeout)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import sandbox
+from autograder.cells import parse_python
 
 FORKSERVER = Path(__file__).with_name("forkserver.py")
 START_TIMEOUT_S = 120
@@ -48,7 +49,7 @@ def preload_modules(notebooks: list[Path]) -> list[str]:
             if cell.cell_type != "code":
                 continue
             try:
-                tree = ast.parse(cell.source)
+                tree = parse_python(cell.source)
             except SyntaxError:
                 continue
             for node in tree.body:

@@ -40,6 +40,7 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import DeadKernelError  # noqa: E402
 
 from autograder import kernel_guard  # noqa: E402
+from autograder.cells import is_test_cell, source_text  # noqa: E402
 from course_lib.judge import case_seed  # noqa: E402
 
 PR_SET_DUMPABLE = 4
@@ -200,12 +201,7 @@ def sources_of_test_cells(path: str) -> list[str]:
     validated, and this must not hold it up. A file that does not parse has none."""
     try:
         cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
-        sources = []
-        for cell in cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if cell.get("cell_type") == "code" and meta.get("grade") and not meta.get("solution"):
-                source = cell.get("source", "")
-                sources.append(source if isinstance(source, str) else "".join(source))
+        sources = [source_text(cell) for cell in cells if is_test_cell(cell)]
         return sources
     except (OSError, ValueError, AttributeError, TypeError):
         return []

@@ -256,7 +256,14 @@ def verdict(key: str, seed: int, outputs: Any) -> str | None:
     if wrong is None:
         return None
     i, problem = wrong
-    return f"on test input {i + 1} ({current.words(current.inputs(seed)[i])}): {problem}"
+    return f"gives a wrong answer for {current.words(current.inputs(seed)[i])}: {problem}"
+
+
+def raised(name: str, words: str, exc_name: str, message: str) -> str:
+    """What a student reads when their function raised on a judged input."""
+    if exc_name == "NotImplementedError":
+        return f"`{name}` is still the stub: replace the stub with your answer"
+    return f"`{name}` raised {exc_name}" + (f": {message}" if message else "") + f" for {words}"
 
 
 @contextmanager
@@ -287,10 +294,9 @@ def check(key: str, answer: Callable, name: str | None = None) -> None:
             try:
                 got.append(current.observed(answer, args))
             except Exception as exc:
-                raise AssertionError(f"`{name}` on test input {i + 1} ({current.words(args)}) raised "
-                                     f"{exc.__class__.__name__}: {exc}") from exc
+                raise AssertionError(raised(name, current.words(args), exc.__class__.__name__, str(exc))) from exc
     for i, (g, w) in enumerate(zip(got, want)):
         problem = difference(g, w, current.atol, current.rtol, "the output")
         if problem:
-            raise AssertionError(f"`{name}` on test input {i + 1} ({current.words(current.inputs(0)[i])}): "
+            raise AssertionError(f"`{name}` gives a wrong answer for {current.words(current.inputs(0)[i])}: "
                                  f"{problem}")

@@ -267,8 +267,8 @@ def graded(tmp_path_factory):
     (root / "nbformat_44").mkdir()
     (root / "nbformat_44" / f"{NB}.ipynb").write_text(old_nbformat(perfect(NB)))
     games_before = hashlib.sha256(GAMES.read_bytes()).hexdigest()
-    settings = Settings(cell_timeout=CELL_S, limits=Limits(memory_mb=2048, max_processes=64, file_size_mb=64,
-                                                           output_mb=32, wall_seconds=NOTEBOOK_S))
+    settings = Settings(limits=Limits(memory_mb=2048, max_processes=64, file_size_mb=64, output_mb=32,
+                                      wall_seconds=NOTEBOOK_S, cell_seconds=CELL_S))
     start = time.perf_counter()
     try:
         result = grade_class(root, tmp_path_factory.mktemp("workspace"), [NB], workers=2, settings=settings)

@@ -18,7 +18,7 @@ import pytest
 
 from autograder.grading import autograded_path, grade_class
 from autograder.layout import REPO_ROOT, release_notebook, source_notebook
-from autograder.preprocessors import hidden_line_numbers
+from autograder.cells import hidden_line_numbers
 from autograder.sample_class import answer_cells, autograded_answers, perfect, submission
 from conftest import load_wrong_answers, owned_tests
 
@@ -264,12 +264,20 @@ def test_unusable_submissions_are_reported_by_name_and_score_zero(graded):
 
 
 def test_grades_csv_has_a_row_per_student_and_a_column_per_question(graded):
-    table = pd.read_csv(graded.csv_path, index_col="student")
+    table = pd.read_csv(graded.csv_path, index_col="student_id", dtype={"student_id": str})
     assert set(table.index) == set(graded.grades.student)
+    assert list(table.columns[:1]) == ["name"]
+    assert list(table.columns[-6:]) == ["auto_score", "manual_score", "total", "max", "complete", "notes"]
     for question in graded.grades.question.unique():
         assert f"{NB}/{question}" in table.columns
     assert table.loc["perfect", "auto_score"] == max_scores(graded).sum()
     assert "not valid JSON" in table.loc["damaged", "notes"]
+    # written answers of the perfect submission await hand grading: empty, not 0, and not complete
+    written = [c for c in table.columns if c.startswith(f"{NB}/written")]
+    assert written and table.loc["perfect", written].isna().all()
+    assert not table.loc["perfect", "complete"]
+    # the blank release wrote no answer: 0, nothing to hand-grade
+    assert (table.loc["blank", written] == 0).all() and table.loc["blank", "complete"]
 
 
 def course(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import pytest
 
 from autograder import judging
 from autograder.layout import notebook_ids, source_notebook
-from autograder.preprocessors import hidden_line_numbers
+from autograder.cells import hidden_line_numbers, is_test_cell
 from course_lib import cases, judge
 
 for module in pkgutil.iter_modules(cases.__path__):
@@ -77,7 +77,7 @@ def test_every_hidden_test_is_a_judge_call(nb_id):
     """The grader runs no other hidden code: a hidden part with more would not be run."""
     nb = nbformat.read(source_notebook(nb_id), as_version=4)
     copy, calls = judging.kernel_copy(nb)
-    tests = [i for i, c in enumerate(nb.cells) if judging._is_test_cell(c) and hidden_line_numbers(c.source)]
+    tests = [i for i, c in enumerate(nb.cells) if is_test_cell(c) and hidden_line_numbers(c.source)]
     assert tests and sorted(calls) == tests
     for i in tests:
         assert all(key in judge.registered() or key.startswith(f"nb{nb_id[:2]}.") for key, _ in calls[i])
@@ -93,3 +93,26 @@ def test_hidden_calls_refuse_other_code():
         ("nb01.best_response", "best_response")]
     with pytest.raises(ValueError, match="only call judge.check"):
         judging.hidden_calls('judge.check("nb01.best_response", best_response)\nassert best_response(1) == 2')
+
+
+def test_a_failing_hidden_test_names_the_function_and_the_input_in_words():
+    """Not "on test input 43": the function, the kind of input, and what differs."""
+    from course_lib import games
+
+    case = judge.lookup("nb01.pure_nash_equilibria")
+
+    def drops_an_equilibrium(payoffs):
+        found = games.pure_nash_equilibria(payoffs)
+        return found[:1] if len(found) > 1 else found
+
+    message = judge.verdict(case.key, 7, [case.observed(drops_an_equilibrium, args) for args in case.inputs(7)])
+    assert message.startswith("gives a wrong answer for a 2-player game with payoffs of shape"), message
+    assert "test input" not in message
+
+
+def test_a_stub_says_which_function_to_write():
+    def best_response(payoffs, player, profile):
+        raise NotImplementedError("best_response: replace the stub with your answer")
+
+    with pytest.raises(AssertionError, match="`best_response` is still the stub: replace the stub with your answer"):
+        judge.check("nb01.best_response", best_response)
