@@ -382,6 +382,11 @@ def test_comm_range_and_a_late_curriculum():
     late = reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, total_steps=8 * 160, curriculum_from=0.5,
                                                                         curriculum_until=0.75), progress=False)
     assert late.curve["arrival_prob"].tolist()[:4] == [0.1] * 4 and late.curve["arrival_prob"].iloc[-1] == 0.3
+    bonus = []
+    spy = lambda *args: bonus.append(args[6]) or reinforce.reinforce_loss(*args)  # noqa: E731
+    reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, total_steps=8 * 160, entropy_until=0.5),
+                    parts={"reinforce_loss": spy}, progress=False)
+    assert bonus[0] == 0.1 and bonus[3:] == [0.0] * 5, "the entropy bonus reaches entropy_end by half the updates"
 
 
 def test_a_loaded_run_plugs_the_parts_in_again(tmp_path):

@@ -299,7 +299,8 @@ class Config:
     gamma: float = 1.0  # discount; undiscounted returns, as in CommNet
     value_coef: float = 0.03  # weight of the baseline's squared error (CommNet's alpha)
     entropy_coef: float = 0.1  # entropy bonus at the start ...
-    entropy_end: float | None = 0.0  # ... annealed linearly to this by the last update (None: constant)
+    entropy_end: float | None = 0.0  # ... annealed linearly to this (None: constant) ...
+    entropy_until: float = 1.0  # ... by this fraction of the updates (1: the last update), then kept
     grad_clip: float = 1.0  # max gradient norm
     team_reward: bool = False  # True: every agent gets the team's summed return
     reward_scale: float = 0.1  # rewards times this (keeps returns near 1 for Adam and the entropy bonus)
@@ -380,7 +381,7 @@ class Reinforce(learning.Learner):
             start = cfg.curriculum_from * self.total_updates
             self.env.set_curriculum((self.updates - start) / max((cfg.curriculum_until - cfg.curriculum_from)
                                                                  * self.total_updates, 1))
-        frac = self.updates / max(self.total_updates - 1, 1)
+        frac = min(self.updates / max(cfg.entropy_until * self.total_updates - 1, 1), 1.0)
         self.entropy_coef = cfg.entropy_coef if cfg.entropy_end is None else \
             cfg.entropy_coef + frac * (cfg.entropy_end - cfg.entropy_coef)
 
