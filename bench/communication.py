@@ -44,6 +44,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -233,6 +234,7 @@ def _train(section: str, cfg, folder: Path):
     options = dict(out=folder, save_every=max(int(cfg.total_steps * SAVE_FRACTION), 1), progress=False)
     if (folder / "checkpoint.pt").exists():
         try:
+            print(f"{folder}: resuming from its checkpoint", flush=True)
             return module.train(TASKS[section], cfg, resume=folder, **options)
         except CheckpointError as exc:
             print(f"{folder}: not resumed ({exc}); training from the start", flush=True)
@@ -587,6 +589,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--table", default=str(README))
     args = ap.parse_args(argv)
     _setup()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with SIGINT ignored
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # kill <pid>: stop as Ctrl-C does
     sections = [s for s in args.sections.split(",") if s]
     bad = sorted(set(sections) - set(SECTIONS))
     if bad:
@@ -637,7 +641,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.jobs <= 1:
         for key, job in todo.items():
             print(f"{key}: training ({describe(job[0], job[1])})", flush=True)
-            done(key, train_run(*job, args.runs))
+            try:
+                done(key, train_run(*job, args.runs))
+            except KeyboardInterrupt:
+                print(f"stopped during {key}; its checkpoint is in {folder_of(args.runs, *job)}: call the bench "
+                      "again to resume", flush=True)
+                raise SystemExit(130) from None
     else:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             futures = {pool.submit(train_run, *job, args.runs): key for key, job in todo.items()}
