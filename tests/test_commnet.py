@@ -291,7 +291,8 @@ def test_a_wrong_part_changes_the_run(wrong):
 @pytest.mark.parametrize("model, part, stop", [("commnet", "reinforce_loss", 2), ("commnet", "comm_mean", 47),
                                                ("tarmac", "attention_weights", 90), ("commnet_lstm", "comm_mean", 47),
                                                ("nocomm_lstm", "reinforce_loss", 2), ("discrete", "comm_mean", 33),
-                                               ("fully_connected", "reinforce_loss", 3)])
+                                               ("fully_connected", "reinforce_loss", 3),
+                                               ("tarmac_lstm", "attention_weights", 90)])
 def test_reinforce_resumes_exactly_after_ctrl_c(tmp_path, model, part, stop):
     cfg = dataclasses.replace(TJ, model=model, eval_episodes=8, comm_steps=1 if model.endswith("lstm") else 2)
     straight = reinforce.train("traffic_junction_easy", cfg, progress=False)
