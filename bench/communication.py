@@ -1,34 +1,41 @@
-"""Learned communication (CommNet, TarMAC) beside the papers' tables.
+"""Learned communication (CommNet, TarMAC and the CommNet paper's baselines) beside the papers' tables.
 
-    .venv/bin/python bench/communication.py                 # (run by `make bench`)
-    .venv/bin/python bench/communication.py --seeds 1 --sections levers   # a quicker look
-    .venv/bin/python bench/communication.py --jobs 2        # two processes
+    .venv/bin/python bench/communication.py                       # every section, resuming what is saved
+    .venv/bin/python bench/communication.py --sections tj_easy --seeds 1       # a quicker look
+    nohup .venv/bin/python bench/communication.py --jobs 1 > bench_communication.log 2>&1 &
+    .venv/bin/python bench/communication.py --redo tj_medium/CommNet          # train those runs again
+    .venv/bin/python bench/communication.py --summary             # tables from the saved runs, no training
 
-Writes bench/results/communication.json and the markdown tables
-bench/README_communication.md.  Every finished run is saved at once and a second call
-resumes (``--fresh`` starts over); notebooks/05_communication loads the results file.
+Writes bench/results/communication.json and the markdown tables bench/README_communication.md;
+notebooks/05_communication loads the results file.  Every run trains with a checkpoint folder
+(``--runs``, default bench/runs/communication/<section>/<label>/<seed>, saved every 5% of the
+run): a run that is stopped (``kill -INT <pid>`` finishes the update and saves; any other kill
+loses at most 5%) resumes where it stopped when the bench is called again, and a finished run
+is kept in the results file and skipped (``--redo PREFIX`` forgets the runs whose key starts
+with PREFIX).  A saved run whose settings differ from this file's (another Config, another
+BENCH_VERSION) is stale: it is trained again.  ``--jobs N`` runs N processes, one torch
+thread each.
 
-* ``levers``: lever pulling (pool 500, 5 agents, 5 levers; CommNet section 4.1) with
-  :func:`course_lib.algos.levers.train` (``LEVER_CONFIG``): CommNet and the independent
-  (NoComm) network, supervised and REINFORCE, ``--seeds`` seeds; the score
-  (#distinct - 1)/(m - 1) of greedy and of sampled pulls on 8192 fresh rounds.  CommNet
-  paper, Table 1.
-* ``tj_easy`` (and ``tj_medium``): traffic junction with REINFORCE and a learned baseline
-  (:func:`course_lib.algos.reinforce.train`, ``CONFIGS``): CommNet, TarMAC and NoComm;
-  the failure rate (episodes with a collision) of the greedy and of the sampled policy on
-  2048 episodes at the final arrival probability (``EVAL_TASKS``), beside CommNet's Table 2
-  and TarMAC's success rates; the reference policies (random, always gas, always brake,
-  the scripted heuristic that sees the whole junction) on the same episodes.
-* ``predator_prey`` and ``navigation``: CommNet vs NoComm learning curves (training
-  episodes) and the greedy return and success at the end, with the random and heuristic
-  policies.
+Sections (``CONFIGS``: one ``reinforce.Config`` per row, the same for every seed), run in this order:
+every seed of the cheap ones, then seed 0 of every long row, then the other seeds:
 
-Every evaluation is :func:`course_lib.evaluation.evaluate`: the first 2048 episodes to end
-in 256 environments reset with the evaluation seed, the sampled actions drawn from the
-policy's own generator (seeded with the evaluation seed too).
+* ``tj_easy`` (vision 0, as IC3Net's run script: a car sees only its own cell), ``tj_medium``,
+  ``tj_hard``: the traffic junction (CommNet paper Table 2; TarMAC paper), REINFORCE with a learned
+  baseline (:func:`course_lib.algos.reinforce.train`), the arrival probability raised by the
+  curriculum; greedy and sampled evaluation on 2,048 episodes at the final arrival probability
+  (``EVAL_TASKS``): failure (an episode with a collision), success and cars through; the reference
+  policies on the same episodes.  Easy and medium: CommNet, NoComm and the CommNet paper's fully-connected
+  and discrete-communication baselines (and TarMAC on easy); hard: TarMAC (LSTM agents, 2 rounds) and
+  NoComm (the same LSTM agents).
+* ``tj_easy_vision1``: notebook 05's junction (a 3x3 view): CommNet, TarMAC, NoComm.
+* ``tj_ablation``: CommNet on the medium junction with communication limited to 3 cells, and without
+  the skip connection, beside the same CommNet at the same (shorter) budget.
+* ``levers``: lever pulling (CommNet paper Table 1), supervised and REINFORCE.
+* ``predator_prey`` and ``navigation``: CommNet against NoComm.
 
-Each run records its process CPU seconds and wall seconds (the machine is shared: CPU
-seconds are what a quiet machine would take).  One torch thread per process.
+Every run records its process CPU seconds (summed over the sessions it took, work redone
+after a kill included), wall seconds, the commit and the command; the results file sums the
+CPU hours per table.
 """
 from __future__ import annotations
 
@@ -36,7 +43,11 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -49,47 +60,97 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from course_lib import papers  # noqa: E402
-from course_lib.evaluation import evaluate  # noqa: E402
 from course_lib.algos import levers, reinforce  # noqa: E402
 from course_lib.envs.navigation import TUNED  # noqa: E402
+from course_lib.evaluation import evaluate  # noqa: E402
+from course_lib.learning import CheckpointError  # noqa: E402
 from course_lib.policy import Policy  # noqa: E402
 from course_lib.tasks import task  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
-SECTIONS = ("levers", "tj_easy", "tj_medium", "predator_prey", "navigation")
-TASKS = {"tj_easy": task("traffic_junction_easy"), "tj_medium": task("traffic_junction_medium"),
-         "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
+RUNS = ROOT / "bench" / "runs" / "communication"
+BENCH_VERSION = 2  # 2: the paper's CommNet (c^0 = 0), recurrent agents, Table 2's baselines (issue 20)
+SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "levers", "predator_prey",
+            "navigation")
+# easy: IC3Net's public run script gives the cars vision 0 (only their own cell);
+# the kit's default easy junction (notebook 05's) sees the 3x3 cells around (vision 1)
+TASKS = {"tj_easy": task("traffic_junction_easy", vision=0), "tj_easy_vision1": task("traffic_junction_easy"),
+         "tj_medium": task("traffic_junction_medium"),
+         "tj_hard": task("traffic_junction_hard"), "tj_ablation": task("traffic_junction_medium"),
+         "levers": task("levers"), "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
 # evaluated at the final arrival probability of the curriculum, where the papers evaluate
-EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", arrival_prob=0.3),
-              "tj_medium": task("traffic_junction_medium", arrival_prob=0.2)}
-HORIZON = {section: reinforce.horizon(t.batched(1)) for section, t in TASKS.items()}  # steps per episode
-UPDATES = {"tj_easy": 2000, "tj_medium": 1000, "predator_prey": 600, "navigation": 600}
-# Tuned on the traffic junction (seed 0): a high entropy bonus annealed to 0 keeps the cars
-# exploring "brake" long enough to learn when to yield.  32 episodes per update; steps are
-# updates x 32 episodes x the horizon.
-CONFIGS = {
-    "tj_easy": reinforce.Config(total_steps=2000 * 32 * 20, log_every=25 * 32 * 20, num_envs=32, hidden=64, lr=1e-3,
-                                entropy_coef=0.1, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5),
-    "tj_medium": reinforce.Config(total_steps=1000 * 32 * 40, log_every=25 * 32 * 40, num_envs=32, hidden=64,
-                                  lr=1e-3, entropy_coef=0.1, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5),
-    "predator_prey": reinforce.Config(total_steps=600 * 32 * 40, log_every=10 * 32 * 40, num_envs=32, hidden=64,
-                                      lr=1e-3, entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1,
-                                      curriculum_until=0.0),
-    "navigation": reinforce.Config(total_steps=600 * 32 * 40, log_every=10 * 32 * 40, num_envs=32, hidden=64,
-                                   lr=1e-3, entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1,
-                                   curriculum_until=0.0),
+EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arrival_prob=0.3),
+              "tj_easy_vision1": task("traffic_junction_easy", arrival_prob=0.3),
+              "tj_medium": task("traffic_junction_medium", arrival_prob=0.2),
+              "tj_hard": task("traffic_junction_hard", arrival_prob=0.05),
+              "tj_ablation": task("traffic_junction_medium", arrival_prob=0.2),
+              "levers": task("levers", obs_type="index")}  # ids as indices: CommNet's lookup table, same rounds
+HORIZON = {"tj_easy": 20, "tj_easy_vision1": 20, "tj_medium": 40, "tj_hard": 80, "tj_ablation": 40, "predator_prey": 40,
+           "navigation": 40}
+
+
+def _steps(section: str, updates: int, num_envs: int) -> dict[str, int]:
+    """``total_steps`` and ``log_every`` (50 curve rows) of ``updates`` updates of ``num_envs`` episodes."""
+    per_update = num_envs * HORIZON[section]
+    return {"total_steps": updates * per_update, "log_every": max(updates // 50, 1) * per_update}
+
+
+# The traffic junction: 256 episodes per update (the batched junction's speed) and lr 3e-3 (chosen in
+# pilots, see bench/README_communication.md).  With vision 1 a small entropy bonus (0.02) suffices; with
+# vision 0 it lets every model settle on "always gas" before the arrivals get dense, so the bonus is 0.1,
+# annealed to 0 by 60% of the updates (the policies sharpen and drive through after that).
+TJ = dict(num_envs=256, lr=3e-3, entropy_coef=0.02, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.5)
+EASY_V1 = reinforce.Config(hidden=64, comm_steps=2, **TJ, **_steps("tj_easy", 1500, 256))
+EASY = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, entropy_until=0.6,
+                        **_steps("tj_easy", 4000, 256))
+MEDIUM = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, entropy_until=0.6,
+                          **_steps("tj_medium", 6000, 256))
+# hard: LSTM agents, 128 episodes of 80 steps per update (the backward pass through 80 steps of 20 slots)
+HARD = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "num_envs": 128, "entropy_coef": 0.05}, entropy_until=0.8,
+                        **_steps("tj_hard", 3000, 128))
+CONFIGS: dict[str, dict[str, Any]] = {
+    "tj_easy": {"CommNet": EASY, "TarMAC": dataclasses.replace(EASY, model="tarmac"),
+                "NoComm": dataclasses.replace(EASY, model="nocomm"),
+                "FullyConnected": dataclasses.replace(EASY, model="fully_connected"),
+                "Discrete": dataclasses.replace(EASY, model="discrete")},
+    "tj_easy_vision1": {"CommNet": EASY_V1, "TarMAC": dataclasses.replace(EASY_V1, model="tarmac"),
+                        "NoComm": dataclasses.replace(EASY_V1, model="nocomm")},
+    "tj_medium": {"CommNet": MEDIUM, "FullyConnected": dataclasses.replace(MEDIUM, model="fully_connected"),
+                  "Discrete": dataclasses.replace(MEDIUM, model="discrete"),
+                  "NoComm": dataclasses.replace(MEDIUM, model="nocomm")},
+    "tj_hard": {"TarMAC": dataclasses.replace(HARD, model="tarmac_lstm"),
+                "NoComm": dataclasses.replace(HARD, model="nocomm_lstm")},
+    "tj_ablation": {"CommNet": dataclasses.replace(MEDIUM, **_steps("tj_medium", 1000, 256)),
+                    "CommNet, range 3": dataclasses.replace(MEDIUM, comm_range=3.0, **_steps("tj_medium", 1000, 256)),
+                    "CommNet, no skip": dataclasses.replace(MEDIUM, skip=False, **_steps("tj_medium", 1000, 256))},
+    "levers": {f"{label}/{mode}": levers.Config(hidden=128, batch=512, comm_steps=3, mode=mode, model=model,
+                                                total_steps=2500 * 512, log_every=125 * 512)
+               for label, model in (("CommNet", "commnet"), ("NoComm", "nocomm"))
+               for mode in ("supervised", "reinforce")},
+    "predator_prey": {m: reinforce.Config(model=m.lower(), num_envs=32, hidden=64, comm_steps=3, lr=1e-3,
+                                          entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.0,
+                                          **_steps("predator_prey", 600, 32)) for m in ("CommNet", "NoComm")},
+    "navigation": {m: reinforce.Config(model=m.lower(), num_envs=32, hidden=64, comm_steps=3, lr=1e-3,
+                                       entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.0,
+                                       **_steps("navigation", 600, 32)) for m in ("CommNet", "NoComm")},
 }
-MODEL_OF = {"CommNet": "commnet", "TarMAC": "tarmac", "NoComm": "nocomm"}
-LEVER_CONFIG = levers.Config(hidden=128, batch=512)  # total_steps and log_every from --lever-updates
-LEVER_RUNS = {("CommNet", "supervised"): "commnet", ("CommNet", "reinforce"): "commnet",
-              ("NoComm", "supervised"): "nocomm", ("NoComm", "reinforce"): "nocomm"}
-LEVER_TASK = task("levers", obs_type="index")  # ids as indices: CommNet's lookup table, same numbers
+# the headline keys of the results file: (section, row) -> key stem
+HEADLINE = {("tj_easy", "CommNet"): "tj_easy_failure_commnet", ("tj_easy", "TarMAC"): "tj_easy_failure_tarmac",
+            ("tj_easy", "NoComm"): "tj_easy_failure_nocomm",
+            ("tj_easy", "FullyConnected"): "tj_easy_failure_fully_connected",
+            ("tj_easy", "Discrete"): "tj_easy_failure_discrete",
+            ("tj_medium", "CommNet"): "tj_medium_failure_commnet",
+            ("tj_medium", "FullyConnected"): "tj_medium_failure_fully_connected",
+            ("tj_medium", "Discrete"): "tj_medium_failure_discrete",
+            ("tj_medium", "NoComm"): "tj_medium_failure_nocomm",
+            ("tj_hard", "TarMAC"): "tj_hard_success_tarmac", ("tj_hard", "NoComm"): "tj_hard_success_nocomm"}
 EVAL_ROUNDS = 8192        # lever rounds per score
-EVAL_EPISODES = 2048      # traffic-junction / predator-prey / navigation episodes per evaluation
+EVAL_EPISODES = 2048      # episodes per evaluation
 EVAL_ENVS = 256           # ... run in this many environments at a time
 EVAL_SEED = 10_000
+SAVE_FRACTION = 0.05      # a checkpoint every 5% of a run
 
 
 def _setup() -> None:
@@ -98,37 +159,54 @@ def _setup() -> None:
     torch.set_num_threads(1)
 
 
-def _timed(fn, *args) -> dict[str, Any]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    out = fn(*args)
-    out.update(cpu_s=round(time.process_time() - cpu, 1), wall_s=round(time.perf_counter() - wall, 1),
-               load_avg=os.getloadavg()[0])
-    return out
+def git_commit() -> str:
+    """The commit of the working tree, ``+dirty`` when it has uncommitted changes to tracked files."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
-# --------------------------------------------------------------------- levers
-def lever_run(method: str, mode: str, seed: int, updates: int) -> dict[str, Any]:
-    _setup()
+# ------------------------------------------------------------------------ one run
+class CpuMeter:
+    """This process's CPU seconds since ``start``, written to ``folder/cpu.json`` every 30 s under
+    a session key, so that the CPU of a run that took several sessions (kills included) adds up."""
 
-    def run():
-        batch = LEVER_CONFIG.batch
-        cfg = dataclasses.replace(LEVER_CONFIG, mode=mode, model=LEVER_RUNS[(method, mode)], seed=seed,
-                                  total_steps=updates * batch, log_every=max(updates // 20, 1) * batch)
-        trained = levers.train("levers", cfg, progress=False)
-        score = {}
-        for greedy in (True, False):
-            ev = evaluate(trained.policy.reseed(EVAL_SEED + seed), LEVER_TASK, EVAL_ROUNDS, seed=EVAL_SEED + seed,
-                          greedy=greedy, num_envs=EVAL_ROUNDS)
-            score[greedy] = float(np.mean(ev.metrics["distinct_score"]))
-        curve = trained.curve
-        return {"score": score[True], "score_sampled": score[False],
-                "curve": {"update": (curve["step"] // batch).tolist(),
-                          "eval_score": curve["eval_score"].round(4).tolist()}}
+    def __init__(self, folder: Path):
+        self.path, self.key = folder / "cpu.json", f"{os.getpid()}-{time.time():.0f}"
+        self.start, self.stopped = time.process_time(), threading.Event()
+        folder.mkdir(parents=True, exist_ok=True)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
 
-    return _timed(run)
+    def sessions(self) -> dict[str, float]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write(self) -> float:
+        sessions = self.sessions() | {self.key: round(time.process_time() - self.start, 1)}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sessions))
+        tmp.replace(self.path)
+        return float(sum(sessions.values()))
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(30.0):
+            self.write()
+
+    def stop(self) -> float:
+        """Stop; the run's CPU seconds over all its sessions."""
+        self.stopped.set()
+        self.thread.join()
+        return self.write()
 
 
-# ------------------------------------------------------------- episodic tasks
 class AlwaysGas(Policy):
     """Every car drives on, every step (the traffic junction's action 1)."""
 
@@ -145,41 +223,62 @@ def _means(ev) -> dict[str, float]:
             **{k: float(np.mean(v)) for k, v in ev.metrics.items()}}
 
 
-def _evaluate(section: str, run, seed: int) -> dict[str, dict[str, float]]:
-    """Greedy and sampled on the same evaluation episodes (the final arrival probability)."""
-    return {mode: _means(evaluate(run.policy.reseed(EVAL_SEED + seed), EVAL_TASKS[section], EVAL_EPISODES,
-                                  seed=EVAL_SEED + seed, greedy=mode == "greedy", num_envs=EVAL_ENVS))
-            for mode in ("greedy", "sampled")}
+def settings_of(section: str, label: str, seed: int) -> dict[str, Any]:
+    cfg = dataclasses.replace(CONFIGS[section][label], seed=seed)
+    return {"version": BENCH_VERSION, "task": TASKS[section].spec(), **dataclasses.asdict(cfg)}
 
 
-def config_of(section: str, updates: int | None = None) -> reinforce.Config:
-    """The section's Config, with ``updates`` updates instead of its own when given."""
-    cfg = CONFIGS[section]
-    if updates is None:
-        return cfg
-    return dataclasses.replace(cfg, total_steps=updates * cfg.num_envs * HORIZON[section])
+def _train(section: str, cfg, folder: Path):
+    """Train (resuming ``folder``'s checkpoint when it is of this run) with checkpoints in ``folder``."""
+    module = levers if section == "levers" else reinforce
+    options = dict(out=folder, save_every=max(int(cfg.total_steps * SAVE_FRACTION), 1), progress=False)
+    if (folder / "checkpoint.pt").exists():
+        try:
+            print(f"{folder}: resuming from its checkpoint", flush=True)
+            return module.train(TASKS[section], cfg, resume=folder, **options)
+        except CheckpointError as exc:
+            print(f"{folder}: not resumed ({exc}); training from the start", flush=True)
+            (folder / "checkpoint.pt").unlink()
+    return module.train(TASKS[section], cfg, **options)
 
 
-# curve columns kept in the results file, under the names the file has always used
-CURVE_KEYS = {"episode": "episodes", "return_per_agent": "episode_return", "failure": "failure",
-              "success": "success", "cars_completed": "cars_completed", "prey_caught": "prey_caught",
-              "final_mean_dist": "final_mean_dist", "arrival_prob": "arrival_prob", "entropy": "entropy",
-              "sps": "sps"}
+def parse(key: str) -> tuple[str, str, int]:
+    """A run key ``section/label/seed`` (a lever label holds a slash: ``CommNet/supervised``)."""
+    section, rest = key.split("/", 1)
+    label, seed = rest.rsplit("/", 1)
+    return section, label, int(seed)
 
 
-def episodic_run(section: str, method: str, seed: int, updates: int | None) -> dict[str, Any]:
+def folder_of(runs_dir: "str | Path", section: str, label: str, seed: int) -> Path:
+    """The checkpoint folder of a run."""
+    return Path(runs_dir) / section / label.replace(", ", "_").replace(" ", "_").replace("/", "_") / str(seed)
+
+
+def train_run(section: str, label: str, seed: int, runs_dir: str) -> dict[str, Any]:
+    """One row, one seed: train (or resume) with checkpoints, then evaluate greedy and sampled."""
     _setup()
-    cfg = dataclasses.replace(config_of(section, updates), model=MODEL_OF[method], seed=seed)
-
-    def run():
-        trained = reinforce.train(TASKS[section], cfg, progress=False)
-        hist = trained.curve
-        curve = {"update": (hist["step"] // (cfg.num_envs * HORIZON[section])).tolist()}
-        curve.update({name: hist[col].round(4).tolist() for col, name in CURVE_KEYS.items() if col in hist})
-        return {"final": _evaluate(section, trained, seed), "curve": curve,
-                "settings": {**dataclasses.asdict(cfg), "updates": curve["update"][-1]}}
-
-    return _timed(run)
+    cfg = dataclasses.replace(CONFIGS[section][label], seed=seed)
+    folder = folder_of(runs_dir, section, label, seed)
+    meter, wall = CpuMeter(folder), time.perf_counter()
+    trained = _train(section, cfg, folder)
+    cpu_train = meter.stop()
+    final = {}
+    for mode in ("greedy", "sampled"):
+        policy = trained.policy.reseed(EVAL_SEED + seed)
+        if section == "levers":
+            ev = evaluate(policy, EVAL_TASKS[section], EVAL_ROUNDS, seed=EVAL_SEED + seed, greedy=mode == "greedy",
+                          num_envs=EVAL_ROUNDS)
+        else:
+            ev = evaluate(policy, EVAL_TASKS[section], EVAL_EPISODES, seed=EVAL_SEED + seed,
+                          greedy=mode == "greedy", num_envs=EVAL_ENVS)
+        final[mode] = _means(ev)
+    curve = trained.curve.drop(columns=["sps"])
+    return {"final": final, "curve": {c: curve[c].round(4).tolist() for c in curve.columns},
+            "settings": settings_of(section, label, seed), "cpu_s": round(cpu_train, 1),
+            "cpu_s_note": "training, summed over the sessions the run took",
+            "train_wall_s": round(trained.learner.wall_s, 1),
+            "wall_s": round(time.perf_counter() - wall, 1), "load_avg": os.getloadavg()[0], "commit": git_commit(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
 def reference_policies(section: str) -> dict[str, Any]:
@@ -190,290 +289,372 @@ def reference_policies(section: str) -> dict[str, Any]:
         env = EVAL_TASKS[section].batched(1)
         policy = AlwaysGas(env.possible_agents, env.obs_dim) if kind == "gas" else kind
         ev = evaluate(policy, EVAL_TASKS[section], EVAL_EPISODES, seed=EVAL_SEED, num_envs=EVAL_ENVS)
-        means = _means(ev)
-        out[kind] = {"team_return": means["team_return"], "episode_return_mean": means["episode_return"],
-                     **{k: v for k, v in means.items() if k not in ("team_return", "episode_return")},
-                     "episodes": ev.episodes}
+        out[kind] = {**_means(ev), "episodes": ev.episodes}
     return out
 
 
-def describe(section: str) -> str:
-    """One line on a section's env and training settings."""
-    core, cfg = TASKS[section].batched(1).core, CONFIGS[section]
-    if section.startswith("tj_"):
-        what = (f"{core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
-                f"{core.vision}, arrival probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the "
-                f"first {cfg.curriculum_until:.0%} of training")
-    elif section == "predator_prey":
-        what = f"{core.size}x{core.size}, {core.num_agents} predators, vision {core.vision}, {core.max_steps} steps"
-    else:
-        what = (f"{core.num_agents} agents, spawn span {core.spawn_span}, vision {core.vision_radius}, "
-                f"{core.max_steps} steps")
-    return (f"{what}; {UPDATES[section]} updates x {cfg.num_envs} episodes, hidden {cfg.hidden}, K = "
-            f"{cfg.comm_steps}, lr {cfg.lr}, entropy {cfg.entropy_coef} -> {cfg.entropy_end}")
-
-
 # ------------------------------------------------------------------- summary
-def _mean_sd(values: list[float]) -> dict[str, float]:
+def _mean_sd(values: list[float]) -> dict[str, Any]:
     a = np.asarray(values, dtype=float)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0, "n": int(a.size),
             "values": [float(v) for v in a]}
 
 
-def summarise(runs: dict[str, Any], seeds: int) -> dict[str, Any]:
+def summarise(runs: dict[str, Any]) -> dict[str, Any]:
+    """Per section and row: mean, sd and values over the seeds of every final metric."""
     out: dict[str, Any] = {}
-    lev = {}
-    for (method, mode) in LEVER_RUNS:
-        done = [runs[k] for s in range(seeds) if (k := f"levers/{method}/{mode}/{s}") in runs]
-        if done:
-            lev[f"{method}/{mode}"] = _mean_sd([r["score"] for r in done])
-        sampled = [r["score_sampled"] for r in done if "score_sampled" in r]
-        if sampled:
-            lev[f"{method}/{mode}/sampled"] = _mean_sd(sampled)
-    if lev:
-        out["levers"] = lev
-    for section in SECTIONS[1:]:
-        methods = ("CommNet", "TarMAC", "NoComm") if section.startswith("tj") else ("CommNet", "NoComm")
-        sec = {}
-        for method in methods:
-            finals = [runs[k]["final"] for s in range(seeds) if (k := f"{section}/{method}/{s}") in runs]
-            if not finals:
-                continue
-            sec[method] = {f"{mode}_{metric}": _mean_sd([f[mode][metric] for f in finals])
-                           for mode in ("greedy", "sampled") for metric in finals[0][mode]}
-        if sec:
-            out[section] = sec
+    for key, run in runs.items():
+        section, label, _ = parse(key)
+        out.setdefault(section, {}).setdefault(label, []).append(run["final"])
+    return {section: {label: {f"{mode}_{metric}": _mean_sd([f[mode][metric] for f in finals])
+                              for mode in ("greedy", "sampled") for metric in finals[0][mode]}
+                      for label, finals in rows.items()}
+            for section, rows in out.items()}
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The top-level keys: percent, mean over seeds, greedy (``..._sampled``: sampled actions),
+    with the cars through per episode (``tj_<version>_cars_<model>``, greedy) and the seeds
+    measured (``tj_<version>_seeds_<model>``)."""
+    out: dict[str, Any] = {}
+    for (section, label), key in HEADLINE.items():
+        row = summary.get(section, {}).get(label)
+        metric = "success" if "_success_" in key else "failure"
+        if row is None:
+            out[key] = None
+            continue
+        out[key] = round(100 * row[f"greedy_{metric}"]["mean"], 3)
+        out[key + "_sampled"] = round(100 * row[f"sampled_{metric}"]["mean"], 3)
+        out[key.replace(f"_{metric}_", "_cars_")] = round(row["greedy_cars_completed"]["mean"], 3)
+        out[key.replace(f"_{metric}_", "_seeds_")] = row[f"greedy_{metric}"]["n"]
+    lev = summary.get("levers", {})
+    for label, key in (("CommNet/supervised", "lever_commnet_supervised"),
+                       ("CommNet/reinforce", "lever_commnet_reinforce"),
+                       ("NoComm/supervised", "lever_independent_supervised"),
+                       ("NoComm/reinforce", "lever_independent_reinforce")):
+        if label in lev:  # independent agents are scored on sampled pulls (their best policy is random)
+            out[key] = round(lev[label]["sampled_distinct_score" if "NoComm" in label else "greedy_distinct_score"]
+                             ["mean"], 4)
     return out
+
+
+def targets(head: dict[str, Any], references: dict[str, Any]) -> dict[str, Any]:
+    """Issue 20's targets, each ``True`` (met), ``False`` (missed) or ``None`` (not measured yet)."""
+    def get(k):
+        return head.get(k)
+
+    def check(fn, *keys):
+        return None if any(get(k) is None for k in keys) else bool(fn(*[get(k) for k in keys]))
+
+    heur = references.get("tj_easy", {}).get("heuristic", {}).get("cars_completed")
+    near = (lambda cars: heur is not None and abs(cars - heur) <= 0.05 * heur)
+    return {
+        "easy: CommNet failure <= 1% and cars through within 5% of the heuristic":
+            check(lambda f, c: f <= 1.0 and near(c), "tj_easy_failure_commnet", "tj_easy_cars_commnet"),
+        "easy: TarMAC failure <= 1% and cars through within 5% of the heuristic":
+            check(lambda f, c: f <= 1.0 and near(c), "tj_easy_failure_tarmac", "tj_easy_cars_tarmac"),
+        "easy: NoComm failure above CommNet's and TarMAC's":
+            check(lambda n, c, t: n > c and n > t, "tj_easy_failure_nocomm", "tj_easy_failure_commnet",
+                  "tj_easy_failure_tarmac"),
+        "medium: CommNet failure <= 5%": check(lambda f: f <= 5.0, "tj_medium_failure_commnet"),
+        "medium: CommNet below fully connected and discrete":
+            check(lambda c, fc, d: c < fc and c < d, "tj_medium_failure_commnet", "tj_medium_failure_fully_connected",
+                  "tj_medium_failure_discrete"),
+        "medium: CommNet below NoComm by at least 3x":
+            check(lambda c, n: 3 * c <= n, "tj_medium_failure_commnet", "tj_medium_failure_nocomm"),
+        "hard: TarMAC success >= 90%": check(lambda s: s >= 90.0, "tj_hard_success_tarmac"),
+        "hard: TarMAC success above NoComm": check(lambda t, n: t > n, "tj_hard_success_tarmac",
+                                                   "tj_hard_success_nocomm"),
+    }
+
+
+PAPER = {
+    "levers": {**papers.LEVER_PAPER, "source": "Sukhbaatar et al. 2016 (CommNet), Table 1"},
+    "tj_easy_vision1": {"failure": {}, "success": {}, "source": "the papers' easy junctions are vision 0"},
+    "tj_easy": {"failure": {"NoComm": papers.TJ_EASY_FAILURE_PAPER["independent"],
+                            "Discrete": papers.TJ_EASY_FAILURE_PAPER["discrete comm."],
+                            "CommNet": papers.TJ_EASY_FAILURE_PAPER["CommNet"]},
+                "success": {"NoComm": papers.TJ_EASY_SUCCESS_PAPER["no communication"],
+                            "TarMAC": papers.TJ_EASY_SUCCESS_PAPER["TarMAC"]},
+                "source": "failure: CommNet paper Table 2 (easy, MLP modules); success: TarMAC paper (Das et al. "
+                          "2019), traffic junction easy"},
+    "tj_medium": {"failure": {"NoComm": papers.TJ_MEDIUM_FAILURE_PAPER["independent"],
+                              "FullyConnected": papers.TJ_MEDIUM_FAILURE_PAPER["fully connected"],
+                              "Discrete": papers.TJ_MEDIUM_FAILURE_PAPER["discrete comm."],
+                              "CommNet": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"]},
+                  "success": {}, "source": "CommNet paper Table 2 (the main version, MLP modules)"},
+    "tj_hard": {"failure": {}, "success": {"NoComm": papers.TJ_HARD_SUCCESS_PAPER["no communication"],
+                                           "TarMAC": papers.TJ_HARD_SUCCESS_PAPER["TarMAC (2 rounds)"]},
+                "source": "TarMAC paper (Das et al. 2019), traffic junction hard, TarMAC with 2 rounds"},
+}
+LABELS = {"CommNet": "CommNet", "TarMAC": "TarMAC", "NoComm": "NoComm (independent)",
+          "FullyConnected": "fully connected", "Discrete": "discrete communication"}
+
+
+def describe(section: str, label: str) -> str:
+    """One line on a row's env and training settings."""
+    cfg = CONFIGS[section][label]
+    if section == "levers":
+        return (f"{cfg.total_steps // cfg.batch} updates x {cfg.batch} rounds, hidden {cfg.hidden}, "
+                f"K = {cfg.comm_steps} (c^0 = 0: {cfg.comm_steps - 1} messages)")
+    updates = cfg.total_steps // (cfg.num_envs * HORIZON[section])
+    what = (f"model {cfg.model}, {updates} updates x {cfg.num_envs} episodes, hidden {cfg.hidden}, "
+            f"comm_steps {cfg.comm_steps}")
+    extra = [f"range {cfg.comm_range:g} cells"] if cfg.comm_range is not None else []
+    extra += [] if cfg.skip else ["no skip connection"]
+    return (what + "".join(f", {e}" for e in extra)
+            + f", lr {cfg.lr:g}, entropy {cfg.entropy_coef:g} -> {cfg.entropy_end} by {cfg.entropy_until:.0%}")
 
 
 def _pct(x: dict) -> str:
     return f"{100 * x['mean']:.1f} ± {100 * x['sd']:.1f}"
 
 
+def _cpu_h(result: dict[str, Any], section: str) -> float:
+    return result["cpu_hours"].get(section, 0.0)
+
+
+def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
+    s, refs, paper = result["summary"].get(section, {}), result["references"].get(section, {}), PAPER.get(section, {})
+    core = TASKS[section].batched(1).core
+    metric = "success" if section == "tj_hard" else "failure"  # as the papers report them
+    lines = [f"**{title}** ({core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
+             f"{core.vision}, arrival "
+             f"probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the first half of training, "
+             f"evaluated at {core.arrival_prob_max}; {result['cpu_hours'].get(section, 0):.1f} CPU hours): failure = "
+             "share of episodes with a collision, success = 100 − failure, 2,048 episodes per seed, mean ± sd over "
+             "seeds. " + (f"Paper columns: {paper['source']}." if paper else ""), "",
+             f"| model | settings | seeds | paper: failure % | paper: success % | ours: {metric} %, greedy | "
+             f"ours: {metric} %, sampled | cars through (greedy) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for label in CONFIGS[section]:
+        row = s.get(label)
+        cells = [LABELS.get(label, label), describe(section, label)]
+        if row is None:
+            lines.append("| " + " | ".join(cells + ["0", "–", "–", "not yet measured", "–", "–"]) + " |")
+            continue
+        lines.append("| " + " | ".join(cells + [
+            str(row["greedy_failure"]["n"]), str(paper.get("failure", {}).get(label, "–")),
+            str(paper.get("success", {}).get(label, "–")), _pct(row[f"greedy_{metric}"]),
+            _pct(row[f"sampled_{metric}"]),
+            f"{row['greedy_cars_completed']['mean']:.2f}"]) + " |")
+    for kind, label in (("random", "random policy"), ("gas", "always gas"), ("noop", "always brake"),
+                        ("heuristic", "scripted heuristic (sees the whole junction)")):
+        if kind in refs:
+            lines.append(f"| {label} | – | – | – | – | {100 * refs[kind][metric]:.1f} | – | "
+                         f"{refs[kind]['cars_completed']:.2f} |")
+    return lines + [""]
+
+
+NOTES = """**How the settings were chosen** (pilots of at most 10 CPU minutes, seed 0, one process, on the
+machine above; greedy failure at the final arrival probability, 1,024 episodes).  Speed, env steps per CPU
+second with 256 episodes per update (hidden 64): easy CommNet 62-74k, NoComm 82-86k, TarMAC 36k; medium
+CommNet (K = 2) 38k, NoComm 47k, fully connected 15k, discrete 23k, TarMAC 20k, LSTM CommNet 22k; hard
+(LSTM, 128 episodes per update) TarMAC with 2 rounds 4.7k.  Easy, vision 1, 1,500 updates (7.7 M steps,
+about 2 CPU minutes): with lr 3e-3 and entropy 0.02 CommNet (3 seeds), TarMAC and NoComm all end at 0.0%
+failure with 7.17-7.35 cars through (heuristic 7.35), and lr 1e-3 stays at "always gas" (76%); so on the
+kit's junction a car's 3x3 view suffices and messages are not needed.  Easy, vision 0, 1,500 updates: with
+entropy 0.02 every model settles on "always gas" (76%); with 0.1 CommNet reaches 0.0% failure at 6.2 cars,
+TarMAC 0.0% at 6.4 and NoComm 0.0% at 3.1 (it stands still), all still sharpening when the entropy bonus
+reaches 0, hence 4,000 updates with the bonus at 0 from 60% on.  Medium, 1,200 updates (12 M steps, about
+5.5 CPU minutes): CommNet 36% (entropy 0.1) or 34% (0.02), NoComm 36% (0.1), on a plateau after the
+curriculum; lr 1e-3 (entropy 0.05) 38%, slower; hence lr 3e-3, entropy 0.1 -> 0 by 60%, and 6,000
+updates.  Hard, TarMAC (LSTM, 2 rounds, hidden 64), 250 updates of 128 episodes (2.6 M steps, 9 CPU
+minutes): 55% failure (45% success), falling; hence 3,000 updates.
+
+**What the papers did differently.**  Far longer training: IC3Net's public script for the easy junction
+(papers.IC3NET_TJ_EASY_SCRIPT) runs 2,000 epochs x 10 updates x 8,000 steps = 160 M env steps per run,
+with 128-unit LSTM agents and RMSprop; our easy runs take 20 M steps, medium 61 M, hard 31 M.  IC3Net's easy
+grid is 6x6 (ours 7x7, so that the one-way roads cross in the middle cell).  Our agents' hidden states
+are 64 wide (128 in IC3Net) to fit the CPU budget.  Our evaluation is 2,048 fresh episodes per seed at the
+final arrival probability, greedy and sampled; the papers report the success of the training episodes or
+of sampled runs.
+"""
+
+
 def markdown(result: dict[str, Any]) -> str:
-    s, paper, n = result["summary"], result["paper"], result["settings"]["seeds"]
-    lines = [f"Learned communication, {n} seeds per row (`bench/communication.py`, results in "
-             "`bench/results/communication.json`); mean ± standard deviation over seeds.", ""]
-    if "levers" in s:
-        lev = s["levers"]
+    s = result["summary"]
+    lines = ["Learned communication (`bench/communication.py`, results in `bench/results/communication.json`, "
+             f"commit {result['provenance']['commit']}). Rows marked *not yet measured* have no finished run yet "
+             "(the bench resumes them).", ""]
+    for section, title in (("tj_easy", "Traffic junction, easy, vision 0 (IC3Net's run script)"),
+                           ("tj_easy_vision1", "Traffic junction, easy, vision 1 (notebook 05's junction)"),
+                           ("tj_medium", "Traffic junction, medium"), ("tj_hard", "Traffic junction, hard")):
+        lines += tj_table(result, section, title)
+    lines += tj_table(result, "tj_ablation", "Ablations on the medium junction (CommNet)")
+    lines += ["**Targets of issue 20** (`targets` in the JSON): " + "; ".join(
+        f"{k}: {'met' if v else 'missed' if v is not None else 'not yet measured'}"
+        for k, v in result["targets"].items()) + ".", ""]
+    lev = s.get("levers", {})
+    if lev:
         lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score "
-                  "(#distinct − 1)/(m − 1) on 8,192 fresh rounds of greedy (argmax) pulls and of pulls sampled "
-                  f"from the policy; uniform random pulling scores 0.590; {result['settings']['lever_updates']} "
-                  "updates of 512 rounds, hidden 128, K = 2.", "",
-                  "| model | paper, supervised | ours, supervised: greedy / sampled | paper, REINFORCE | "
-                  "ours, REINFORCE: greedy / sampled |",
+                  "(#distinct − 1)/(m − 1) on 8,192 fresh rounds, greedy / sampled pulls; "
+                  + describe("levers", "CommNet/supervised") + ".", "",
+                  "| model | paper, supervised | ours, supervised | paper, REINFORCE | ours, REINFORCE |",
                   "|---|---:|---:|---:|---:|"]
-
-        def cell(key):
-            g, smp = lev.get(key), lev.get(key + "/sampled")
-            if not g:
-                return "–"
-            return f"{g['mean']:.3f} ± {g['sd']:.3f} / " + (f"{smp['mean']:.3f} ± {smp['sd']:.3f}" if smp else "–")
-
-        for method, label in (("NoComm", "independent"), ("CommNet", "CommNet")):
+        for method, name in (("NoComm", "independent"), ("CommNet", "CommNet")):
             cells = []
             for mode, pmode in (("supervised", "supervised"), ("reinforce", "REINFORCE")):
-                cells += [f"{paper['levers'][f'{label}, {pmode}']:.2f}", cell(f"{method}/{mode}")]
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+                r = lev.get(f"{method}/{mode}")
+                cells += [f"{PAPER['levers'][f'{name}, {pmode}']:.2f}",
+                          "–" if r is None else f"{r['greedy_distinct_score']['mean']:.3f} / "
+                                                f"{r['sampled_distinct_score']['mean']:.3f}"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    for section, title, pkey in (("tj_easy", "Traffic junction, easy", "tj_easy"),
-                                 ("tj_medium", "Traffic junction, medium", "tj_medium")):
+    for section, title in (("predator_prey", "Predator-prey"), ("navigation", "Cooperative navigation")):
         if section not in s:
             continue
-        sec, refs = s[section], result["references"].get(section, {})
-        p = paper[pkey]
-        lines += [f"**{title}** ({result['settings'][section]['describe']}): failure rate = share of "
-                  "episodes with a collision, greedy policy, 2,048 episodes at the final arrival probability; "
-                  "success = 100 − failure. Paper columns: CommNet paper Table 2 (MLP modules, failure %) and "
-                  "TarMAC paper (success %).", "",
-                  "| model | paper: failure % (CommNet) | paper: success % (TarMAC) | ours: failure % | "
-                  "ours: cars through per episode | ours: failure %, sampled actions |",
-                  "|---|---:|---:|---:|---:|---:|"]
-        for method in ("NoComm", "CommNet", "TarMAC"):
-            if method not in sec:
-                continue
-            r = sec[method]
-            lines.append(f"| {method} | {p['failure_commnet_paper'].get(method, '–')} | "
-                         f"{p['success_tarmac_paper'].get(method, '–')} | {_pct(r['greedy_failure'])} | "
-                         f"{r['greedy_cars_completed']['mean']:.1f} | {_pct(r['sampled_failure'])} |")
-        for kind, label in (("random", "random policy"), ("gas", "always gas"), ("noop", "always brake"),
-                            ("heuristic", "scripted heuristic (sees the whole junction)")):
-            if kind in refs:
-                lines.append(f"| {label} | – | – | {100 * refs[kind]['failure']:.1f} | "
-                             f"{refs[kind]['cars_completed']:.1f} | – |")
-        lines.append("")
-    for section, title, metric in (("predator_prey", "Predator-prey", "success"),
-                                   ("navigation", "Cooperative navigation", "success")):
-        if section not in s:
-            continue
-        sec, refs = s[section], result["references"].get(section, {})
-        lines += [f"**{title}** ({result['settings'][section]['describe']}): return per agent and success "
-                  "rate of the greedy policy at the end of training, 2,048 episodes (learning curves in the "
-                  "JSON and in notebooks/05_communication).", "",
-                  "| model | return per agent | success % |", "|---|---:|---:|"]
+        refs = result["references"].get(section, {})
+        lines += [f"**{title}** ({describe(section, 'CommNet')}): return per agent and success of the greedy policy, "
+                  "2,048 episodes.", "", "| model | return per agent | success % |", "|---|---:|---:|"]
         for method in ("NoComm", "CommNet"):
-            if method in sec:
-                r = sec[method]
+            if method in s[section]:
+                r = s[section][method]
                 lines.append(f"| {method} | {r['greedy_episode_return']['mean']:.2f} ± "
                              f"{r['greedy_episode_return']['sd']:.2f} | {_pct(r['greedy_success'])} |")
-        for kind, label in (("random", "random policy"), ("noop", "no-op"),
-                            ("heuristic", "scripted heuristic (sees everything)")):
+        for kind, label in (("random", "random policy"), ("noop", "no-op"), ("heuristic", "scripted heuristic")):
             if kind in refs:
-                lines.append(f"| {label} | {refs[kind]['episode_return_mean']:.2f} | "
-                             f"{100 * refs[kind]['success']:.1f} |")
+                lines.append(f"| {label} | {refs[kind]['episode_return']:.2f} | {100 * refs[kind]['success']:.1f} |")
         lines.append("")
+    lines += [NOTES]
     t = result["timing"]
-    lines.append(f"Measured on {result['machine']['processor']} ({result['machine']['cpus']} cores shared with other "
-                 f"work; 1-min load average {t['load_avg_min']:.1f} to {t['load_avg_max']:.1f} as the runs ended), "
-                 f"one torch thread per run, up to {t['jobs']} runs at a time: {t['cpu_s'] / 60:.0f} CPU minutes "
-                 f"and {t['run_wall_s'] / 60:.0f} minutes of wall time, summed over the runs (CPU time is what a "
-                 "quiet machine would take).")
+    machine = result["provenance"]["machine"]
+    lines.append(f"Measured on {machine['processor']} ({machine['cpus']} "
+                 f"cores shared with other work), one torch thread per run: {t['cpu_hours']:.1f} CPU hours in all "
+                 f"({', '.join(f'{k} {v:.1f}' for k, v in result['cpu_hours'].items())}); CPU time is what a quiet "
+                 "machine would take.")
     return "\n".join(lines) + "\n"
 
 
-PAPER = {
-    "levers": {**papers.LEVER_PAPER, "source": "Sukhbaatar et al. 2016 (CommNet), Table 1"},
-    "tj_easy": {"failure_commnet_paper": {"NoComm": papers.TJ_EASY_FAILURE_PAPER["independent"],
-                                          "CommNet": papers.TJ_EASY_FAILURE_PAPER["CommNet"]},
-                "success_tarmac_paper": {"NoComm": papers.TJ_EASY_SUCCESS_PAPER["no communication"],
-                                         "TarMAC": papers.TJ_EASY_SUCCESS_PAPER["TarMAC"]},
-                "source": "CommNet paper Table 2 (MLP modules; also discrete comm. 1.1%); TarMAC paper "
-                          "(Das et al. 2019), traffic junction easy"},
-    "tj_medium": {"failure_commnet_paper": {"NoComm": papers.TJ_MEDIUM_FAILURE_PAPER["independent"],
-                                            "CommNet": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"]},
-                  "success_tarmac_paper": {},
-                  "source": "CommNet paper Table 2 (MLP modules; also fully connected 12.5%, discrete 15.8%)"},
-}
+def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dict[str, Any]:
+    summary = summarise(runs)
+    head = headline(summary)
+    cpu: dict[str, float] = {}
+    for key, run in runs.items():
+        cpu[key.split("/")[0]] = cpu.get(key.split("/")[0], 0.0) + run["cpu_s"] / 3600
+    result: dict[str, Any] = {"benchmark": "communication", **head,
+                              "units": {"tj_*_failure_*": "percent of episodes with a collision at the final arrival "
+                                                          "probability, greedy policy, mean over seeds; *_sampled: "
+                                                          "actions sampled from the policy; None: not yet measured",
+                                        "tj_*_cars_*": "cars through per episode, greedy policy, mean over seeds",
+                                        "tj_*_seeds_*": "seeds measured",
+                                        "tj_hard_success_*": "percent of episodes without a collision (as above)",
+                                        "lever_*": "(#distinct - 1)/(m - 1); CommNet greedy pulls, independent "
+                                                   "sampled pulls"},
+                              "targets": targets(head, references), "paper": PAPER, "summary": summary,
+                              "references": references,
+                              "settings": {"version": BENCH_VERSION, "eval_episodes": EVAL_EPISODES,
+                                           "eval_rounds": EVAL_ROUNDS, "eval_seed": EVAL_SEED,
+                                           **{section: {label: {"describe": describe(section, label),
+                                                                **dataclasses.asdict(cfg)}
+                                                        for label, cfg in rows.items()}
+                                              for section, rows in CONFIGS.items()}},
+                              "cpu_hours": {k: round(v, 3) for k, v in cpu.items()},
+                              "provenance": {"commit": git_commit(), "command": command, "machine": machine_info(),
+                                             "written": time.strftime("%Y-%m-%d %H:%M:%S")},
+                              "runs": runs}
+    result["timing"] = {"cpu_hours": round(sum(cpu.values()), 3),
+                        "run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
+                        "note": "cpu_s: process CPU seconds of a run's training over all its sessions; wall_s: "
+                                "wall seconds of its last session (training and evaluation)"}
+    return result
+
+
+# ------------------------------------------------------------------------ main
+CHEAP = ("tj_easy_vision1", "levers", "predator_prey", "navigation", "tj_easy")  # minutes per run: first
+
+
+def _jobs(sections: list[str], seeds: int) -> dict[str, tuple]:
+    """Run key -> (section, label, seed), in the order they run: every seed of the cheap sections,
+    then every row's seed 0 of the long ones (medium, hard, ablations), then their other seeds."""
+    jobs = [(section, label, seed) for section in sections for seed in range(seeds) for label in CONFIGS[section]]
+    order = {section: i for i, section in reversed(list(enumerate(CHEAP + SECTIONS)))}  # first place counts
+
+    def phase(job):
+        section, _, seed = job
+        return (0 if section in CHEAP else 1 + min(seed, 1), order[section], seed)
+
+    return {f"{section}/{label}/{seed}": (section, label, seed) for section, label, seed in sorted(jobs, key=phase)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=3, help="seeds per model and task")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds per row")
     ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {SECTIONS}")
-    ap.add_argument("--lever-updates", type=int, default=2500, help="gradient steps per lever run")
-    ap.add_argument("--updates", type=int, default=None,
-                    help="override the gradient steps of every episodic run (default: UPDATES)")
-    ap.add_argument("--jobs", type=int, default=1, help="parallel processes")
-    ap.add_argument("--fresh", action="store_true", help="forget saved runs and start over")
+    ap.add_argument("--jobs", type=int, default=1, help="parallel processes (one torch thread each)")
+    ap.add_argument("--redo", action="append", default=[],
+                    help="forget the runs whose key starts with this, checkpoints included (repeatable)")
+    ap.add_argument("--summary", action="store_true", help="only rebuild the results file and tables from saved runs")
+    ap.add_argument("--runs", default=str(RUNS), help="checkpoint folders")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--table", default=str(README))
     args = ap.parse_args(argv)
     _setup()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with SIGINT ignored
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # kill <pid>: stop as Ctrl-C does
     sections = [s for s in args.sections.split(",") if s]
     bad = sorted(set(sections) - set(SECTIONS))
     if bad:
         ap.error(f"unknown sections {bad}; choose from {SECTIONS}")
+    command = " ".join([Path(sys.executable).name, *sys.argv])
     out_path = Path(args.out)
-    saved = {} if args.fresh or not out_path.exists() else json.loads(out_path.read_text())
-    runs: dict[str, Any] = dict(saved.get("runs", {}))
-    references: dict[str, Any] = dict(saved.get("references", {}))
-    # the saved runs may have run more at a time than this call
-    at_a_time = max(args.jobs, int(saved.get("timing", {}).get("jobs", 1)))
-    load_start = os.getloadavg()[0]
-
-    jobs = {}
-    for section in sections:
-        if section == "levers":
-            for method, mode in LEVER_RUNS:
-                for seed in range(args.seeds):
-                    jobs[f"levers/{method}/{mode}/{seed}"] = (lever_run, method, mode, seed, args.lever_updates)
-            continue
-        methods = ("CommNet", "TarMAC", "NoComm") if section.startswith("tj") else ("CommNet", "NoComm")
-        for method in methods:
-            for seed in range(args.seeds):
-                jobs[f"{section}/{method}/{seed}"] = (episodic_run, section, method, seed, args.updates)
-    todo = {k: v for k, v in jobs.items() if k not in runs}
-    print(f"{len(jobs)} runs, {len(jobs) - len(todo)} saved, {len(todo)} to do", flush=True)
+    saved = json.loads(out_path.read_text()) if out_path.exists() else {}
+    runs: dict[str, Any] = {}
+    for key, run in saved.get("runs", {}).items():  # keep the runs of this file's settings
+        section, label, seed = parse(key)
+        current = label in CONFIGS.get(section, {}) and run.get("settings") == settings_of(section, label, seed)
+        if current and not any(key.startswith(p) for p in args.redo):
+            runs[key] = run
+    for key, job in _jobs(list(SECTIONS), args.seeds).items():  # --redo: their checkpoints too
+        if any(key.startswith(p) for p in args.redo):
+            shutil.rmtree(folder_of(args.runs, *job), ignore_errors=True)
+    same = saved.get("settings", {}).get("version") == BENCH_VERSION
+    references = dict(saved.get("references", {})) if same else {}
 
     def save():
-        result = build(runs, references, args, at_a_time, load_start)
+        result = build(runs, references, command)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(result, indent=1) + "\n")
+        tmp = out_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(out_path)
+        Path(args.table).write_text(markdown(result))
         return result
 
+    if args.summary:
+        return save()
     for section in sections:
         if section != "levers" and section not in references:
             references[section] = reference_policies(section)
             print(f"{section} references: " + ", ".join(
-                f"{k} failure {v.get('failure', float('nan')):.3f} success {v.get('success', float('nan')):.3f}"
+                f"{k} failure {v.get('failure', float('nan')):.3f} cars {v.get('cars_completed', float('nan')):.2f}"
                 for k, v in references[section].items()), flush=True)
-    with ProcessPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        futures = {pool.submit(fn, *fargs): key for key, (fn, *fargs) in todo.items()}
-        for future in as_completed(futures):
-            key = futures[future]
-            runs[key] = future.result()
-            r = runs[key]
-            brief = r.get("score", None)
-            if brief is None:
-                g = r["final"]["greedy"]
-                brief = {k: round(g[k], 3) for k in ("failure", "cars_completed", "success", "episode_return")
-                         if k in g}
-            print(f"{key}: {brief} ({r['cpu_s']:.0f} CPU s, {r['wall_s']:.0f} s wall)", flush=True)
-            save()
+    todo = {k: v for k, v in _jobs(sections, args.seeds).items() if k not in runs}
+    print(f"{len(todo)} runs to do, {len(runs)} saved; checkpoints in {args.runs}", flush=True)
+    save()
+
+    def done(key: str, run: dict[str, Any]) -> None:
+        runs[key] = run
+        g = run["final"]["greedy"]
+        brief = {k: round(g[k], 4) for k in ("failure", "success", "cars_completed", "distinct_score") if k in g}
+        print(f"{key}: {brief} ({run['cpu_s']:.0f} CPU s, {run['wall_s']:.0f} s wall)", flush=True)
+        save()
+
+    if args.jobs <= 1:
+        for key, job in todo.items():
+            print(f"{key}: training ({describe(job[0], job[1])})", flush=True)
+            try:
+                done(key, train_run(*job, args.runs))
+            except KeyboardInterrupt:
+                print(f"stopped during {key}; its checkpoint is in {folder_of(args.runs, *job)}: call the bench "
+                      "again to resume", flush=True)
+                raise SystemExit(130) from None
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(train_run, *job, args.runs): key for key, job in todo.items()}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
     result = save()
-    Path(args.table).write_text(markdown(result))
     print(markdown(result))
     print(f"wrote {out_path} and {args.table}")
-    return result
-
-
-def build(runs, references, args, at_a_time, load_start) -> dict[str, Any]:
-    summary = summarise(runs, args.seeds)
-    result: dict[str, Any] = {"benchmark": "communication"}
-    lev, easy = summary.get("levers", {}), summary.get("tj_easy", {})
-
-    def mean(d, key, metric=None, scale=1.0):
-        if key not in d:
-            return None
-        x = d[key] if metric is None else d[key][metric]
-        return round(scale * x["mean"], 4)
-
-    # an independent agent's best policy is a random pull, so it is scored on sampled pulls
-    independent = [v for k in ("NoComm/supervised/sampled", "NoComm/reinforce/sampled") if k in lev
-                   for v in lev[k]["values"]]
-    independent_greedy = [v for k in ("NoComm/supervised", "NoComm/reinforce") if k in lev
-                          for v in lev[k]["values"]]
-    result.update({
-        "lever_commnet_supervised": mean(lev, "CommNet/supervised"),
-        "lever_commnet_reinforce": mean(lev, "CommNet/reinforce"),
-        "lever_independent": round(float(np.mean(independent)), 4) if independent else None,
-        "lever_independent_greedy": round(float(np.mean(independent_greedy)), 4) if independent_greedy else None,
-        "lever_independent_supervised": mean(lev, "NoComm/supervised/sampled"),
-        "lever_independent_reinforce": mean(lev, "NoComm/reinforce/sampled"),
-        "tj_easy_failure_commnet": mean(easy, "CommNet", "greedy_failure", 100),
-        "tj_easy_failure_nocomm": mean(easy, "NoComm", "greedy_failure", 100),
-        "tj_easy_failure_tarmac": mean(easy, "TarMAC", "greedy_failure", 100),
-        "tj_easy_failure_commnet_sampled": mean(easy, "CommNet", "sampled_failure", 100),
-        "tj_easy_failure_nocomm_sampled": mean(easy, "NoComm", "sampled_failure", 100),
-        "tj_easy_failure_tarmac_sampled": mean(easy, "TarMAC", "sampled_failure", 100),
-        "units": {"lever_commnet_*": "(#distinct - 1)/(m - 1) of greedy pulls, mean over seeds",
-                  "lever_independent*": "(#distinct - 1)/(m - 1) of pulls sampled from the policy (an "
-                                        "independent agent's best policy is random), mean over seeds and, for "
-                                        "lever_independent, over both training modes; *_greedy: argmax pulls",
-                  "tj_*_failure_*": "percent of episodes with a collision at the final arrival probability, "
-                                    "greedy policy (*_sampled: actions sampled from the policy), mean over seeds"},
-        "n_seeds": args.seeds,
-        "paper": PAPER,
-        "summary": summary,
-        "references": references,
-        "settings": {
-            "seeds": args.seeds, "lever_updates": args.lever_updates, "updates_override": args.updates,
-            "eval_rounds": EVAL_ROUNDS, "eval_episodes": EVAL_EPISODES,
-            **{section: {**dataclasses.asdict(cfg), "updates": UPDATES[section], "task": TASKS[section].spec(),
-                         "describe": describe(section)
-                         + (f" (this run: {args.updates} updates)" if args.updates else "")}
-               for section, cfg in CONFIGS.items()},
-        },
-        "runs": runs,
-        "machine": machine_info(),
-        "timing": {"cpu_s": round(sum(r["cpu_s"] for r in runs.values()), 1),
-                   "run_wall_s": round(sum(r["wall_s"] for r in runs.values()), 1),
-                   "load_avg_min": min((r["load_avg"] for r in runs.values()), default=load_start),
-                   "load_avg_max": max((r["load_avg"] for r in runs.values()), default=load_start),
-                   "jobs": at_a_time, "load_avg_start_of_last_call": load_start,
-                   "note": "cpu_s / run_wall_s: process CPU and wall seconds summed over the runs; load_avg: "
-                           "1-min load average when each run ended"},
-    })
     return result
 
 

@@ -35,3 +35,9 @@ TJ_MEDIUM_FAILURE_PAPER = {"independent": 20.6, "fully connected": 12.5, "discre
 TJ_EASY_SUCCESS_PAPER = {"no communication": 84.9, "TarMAC": 99.9}
 # TarMAC paper, traffic junction results: success rate in % on the hard version.
 TJ_HARD_SUCCESS_PAPER = {"no communication": 74.1, "TarMAC (2 rounds)": 97.1}
+# IC3Net's run script for the easy traffic junction (Singh et al. 2019; github.com/IC3Net/IC3Net, README
+# "traffic_junction ... --difficulty easy" and main.py's defaults): 2,000 epochs of 10 updates, each on
+# 16 processes x 500 steps (160 M env steps), LSTM agents of 128 units, RMSprop lr 0.001, vision 0 (a car
+# sees only its own cell), arrival rate 0.1 -> 0.3 over epochs 250 -> 1250.
+IC3NET_TJ_EASY_SCRIPT = {"epochs": 2000, "updates_per_epoch": 10, "steps_per_update": 16 * 500, "hidden": 128,
+                         "lr": 0.001, "vision": 0, "curriculum_epochs": (250, 1250)}

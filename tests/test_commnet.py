@@ -129,18 +129,112 @@ def test_reinforce_curve_columns_and_step_units():
     assert run.learner.updates == 4
 
 
-def test_reinforce_reproduces_the_old_trainer_on_the_same_seed():
-    """Numbers of the pre-API ``reinforce.train(env, model, ...)`` (same seed, CommNet hidden 16,
-    8 envs, the traffic-junction settings), one row per update."""
-    cfg = dataclasses.replace(TJ, total_steps=6 * 160)
-    df = reinforce.train("traffic_junction_easy", cfg, progress=False).curve
-    old_return = [-3.75800000866875, -16.426500141946597, -19.17850008369424, -34.77675018669106,
-                  -16.84700011010282, -32.176250245142725]
-    old_loss = [-0.27501505613327026, -0.4711061716079712, -0.37389305233955383, -0.6936560869216919,
-                -0.22333335876464844, -0.57204270362854]
-    np.testing.assert_allclose(df["return_per_agent"], old_return, rtol=1e-6)
-    np.testing.assert_allclose(df["loss/reinforce"], old_loss, rtol=1e-5)
-    assert df["failure"].tolist() == [0.25, 0.875, 1.0, 1.0, 0.875, 1.0]
+def test_commnet_is_the_papers_c0_is_zero_and_k_modules_send_k_minus_1_messages():
+    """Sukhbaatar et al. 2016: h^0 = r(s), c^0 = 0, K modules f^0..f^{K-1}: K = 1 sends nothing."""
+    torch.manual_seed(0)
+    obs, alive = torch.randn(2, 4, 6), torch.ones(2, 4, dtype=torch.bool)
+    changed = obs.clone()
+    changed[:, 3] += 5.0                                   # agent 3 sees something else
+    one = commnet.CommNet(6, 3, hidden=16, comm_steps=1)
+    assert torch.allclose(one(changed, alive)[0][:, :3], one(obs, alive)[0][:, :3], atol=1e-6), "K = 1: no message"
+    assert len(one.comm_weights) == 0
+    for K in (2, 3):
+        model = commnet.CommNet(6, 3, hidden=16, comm_steps=K)
+        spy = Spy(commnet.comm_mean)
+        model.comm_mean = spy
+        logits = model(obs, alive)[0]
+        assert spy.calls == K - 1 and len(model.comm_weights) == K - 1
+        assert not torch.allclose(model(changed, alive)[0][:, 0], logits[:, 0], atol=1e-4), "the others are heard"
+    # by hand, K = 2: h1 = tanh(H0 h0 + h0), h2 = tanh(H1 h1 + C1 mean_others(h1) + h0)
+    m = commnet.CommNet(6, 3, hidden=16, comm_steps=2)
+    h0 = torch.tanh(m.encoder(obs))
+    h1 = torch.tanh(m.self_weights[0](h0) + h0)
+    h2 = torch.tanh(m.self_weights[1](h1) + m.comm_weights[0](commnet.comm_mean(h1, alive)) + h0)
+    assert torch.allclose(m(obs, alive)[0], m.decoder(h2), atol=1e-6)
+    noskip = commnet.CommNet(6, 3, hidden=16, comm_steps=2, skip=False)
+    h1 = torch.tanh(noskip.self_weights[0](torch.tanh(noskip.encoder(obs))))
+    h2 = torch.tanh(noskip.self_weights[1](h1) + noskip.comm_weights[0](commnet.comm_mean(h1, alive)))
+    assert torch.allclose(noskip(obs, alive)[0], noskip.decoder(h2), atol=1e-6)
+
+
+def test_junction_reach_limits_who_hears_whom():
+    env = VecTrafficJunction(4, version="medium", seed=0, arrival_prob=0.2)
+    obs, info = env.reset(seed=0)
+    for _ in range(12):
+        obs, _, _, _, info = env.step(np.ones((4, env.num_agents), dtype=np.int64))
+    reach = commnet.JunctionReach(env.core.size, 3.0)(torch.as_tensor(obs))
+    cells = env.core.cells()
+    r, c = np.divmod(np.maximum(cells, 0), env.core.size)
+    dist = np.hypot(r[:, :, None] - r[:, None, :], c[:, :, None] - c[:, None, :])
+    active = info["active"]
+    both = active[:, :, None] & active[:, None, :]
+    assert (reach.numpy()[both] == (dist <= 3.0)[both]).all() and (~reach.numpy()[both]).any()
+    model = commnet.CommNet(env.obs_dim, 2, hidden=8, reach=commnet.JunctionReach(env.core.size, 3.0))
+    spy = []
+    model.comm_mean = lambda h, alive, reach=None: spy.append(reach) or commnet.comm_mean(h, alive, reach)
+    model(torch.as_tensor(obs), torch.as_tensor(active))
+    assert torch.equal(spy[0], reach)
+
+
+def test_fully_connected_hears_every_slot_with_its_own_weights():
+    torch.manual_seed(1)
+    obs = torch.randn(2, 4, 6)
+    alive = torch.tensor([[True, True, False, True], [True] * 4])
+    model = commnet.FullyConnected(6, 3, num_agents=4, hidden=8, comm_steps=2)
+    logits, values = model(obs, alive)
+    assert logits.shape == (2, 4, 3) and values.shape == (2, 4)
+    changed = obs.clone()
+    changed[0, 2] += 5.0                                   # absent slot: no influence
+    assert torch.allclose(model(changed, alive)[0][0, alive[0]], logits[0, alive[0]], atol=1e-6)
+    changed[1, 2] += 5.0                                   # a present slot changes the others
+    assert not torch.allclose(model(changed, alive)[0][1, 0], logits[1, 0], atol=1e-4)
+    perm = torch.tensor([1, 0, 2, 3])                       # slots have their own weights: no permutation symmetry
+    assert not torch.allclose(model(obs[:, perm])[0][:, perm], model(obs)[0], atol=1e-4)
+    assert model.layers[0].in_features == 4 * 8
+
+
+def test_discrete_communication_says_one_hot_symbols_and_keeps_their_log_probs():
+    torch.manual_seed(2)
+    obs, alive = torch.randn(3, 4, 6), torch.tensor([[True, True, False, True]] * 3)
+    model = commnet.DiscreteCommNet(6, 2, hidden=8, comm_steps=3, vocab=5)
+    heard = []
+    model.comm_mean = lambda h, a, reach=None: heard.append(h) or commnet.comm_mean(h, a, reach)
+    model(obs, alive, greedy=True)
+    assert len(heard) == 2 and all(h.shape == (3, 4, 5) for h in heard)
+    assert all(((h == 0) | (h == 1)).all() and (h.sum(-1) == 1).all() for h in heard), "one-hot symbols"
+    lp, ent = model.symbol_log_prob, model.symbol_entropy
+    assert lp.shape == (3, 4) and (lp[:, 2] == 0).all() and (lp[alive] < 0).all() and (ent[alive] > 0).all()
+    g1 = torch.Generator().manual_seed(7)
+    g2 = torch.Generator().manual_seed(7)
+    a = model(obs, alive, generator=g1)[0]
+    assert torch.equal(a, model(obs, alive, generator=g2)[0]), "sampled symbols follow the generator"
+    lp.sum().backward()
+    assert model.speakers[0].weight.grad is not None, "REINFORCE reaches the speakers through the log-probs"
+
+
+def test_recurrent_commnet_remembers_and_absent_slots_forget():
+    torch.manual_seed(3)
+    model = commnet.RecurrentCommNet(6, 2, hidden=8, comm_steps=1)
+    obs = torch.randn(2, 3, 6)
+    alive = torch.tensor([[True, True, False], [True, True, True]])
+    logits0, values0, state = model(obs, alive)
+    assert logits0.shape == (2, 3, 2) and values0.shape == (2, 3) and state[0].shape == (2, 3, 8)
+    assert (state[0][0, 2] == 0).all() and (state[1][0, 2] == 0).all(), "an absent slot keeps no memory"
+    again = model(obs, alive, state)[0]
+    assert not torch.allclose(again, logits0, atol=1e-5), "the same observation after a history acts otherwise"
+    assert torch.allclose(model(obs, alive, None)[0], logits0), "None: a fresh memory"
+    fresh = reinforce.forget(state, np.array([[True, False, False], [False, False, False]]))
+    assert (fresh[0][0, 0] == 0).all() and torch.equal(fresh[0][1], state[0][1])
+    # the message at a step is the mean of the others' previous states (one pass)
+    changed = obs.clone()
+    changed[1, 2] += 5.0
+    assert torch.allclose(model(changed, alive)[0][1, 0], logits0[1, 0], atol=1e-6), "first step: c = mean of zeros"
+    _, _, s2 = model(changed, alive)
+    assert not torch.allclose(model(obs, alive, s2)[0][1, 0], again[1, 0], atol=1e-5), "then the others are heard"
+    nocomm = commnet.RecurrentCommNet(6, 2, hidden=8, comm=False)
+    _, _, st = nocomm(obs, alive)
+    _, _, st2 = nocomm(changed, alive)
+    assert torch.allclose(nocomm(obs, alive, st)[0][1, 0], nocomm(obs, alive, st2)[0][1, 0], atol=1e-6)
 
 
 def test_reinforce_calls_the_students_parts_in_the_loop():
@@ -148,7 +242,7 @@ def test_reinforce_calls_the_students_parts_in_the_loop():
     reference = reinforce.train("traffic_junction_easy", TJ, progress=False).curve
     spied = reinforce.train("traffic_junction_easy", TJ, parts=spies, progress=False).curve
     assert spies["reinforce_loss"].calls == 4, "one loss per update"
-    assert spies["comm_mean"].calls >= 4 * 20 * TJ.comm_steps, "K messages per step of every rollout"
+    assert spies["comm_mean"].calls >= 4 * 20 * (TJ.comm_steps - 1), "K - 1 messages per step of every rollout"
     pd.testing.assert_frame_equal(spied.drop(columns="sps"), reference.drop(columns="sps"))
     nocomm = Spy(commnet.comm_mean)
     reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, model="nocomm"), parts={"comm_mean": nocomm},
@@ -181,9 +275,12 @@ def test_a_wrong_part_changes_the_run(wrong):
 
 
 @pytest.mark.parametrize("model, part, stop", [("commnet", "reinforce_loss", 2), ("commnet", "comm_mean", 47),
-                                               ("tarmac", "attention_weights", 90)])
+                                               ("tarmac", "attention_weights", 90), ("commnet_lstm", "comm_mean", 47),
+                                               ("nocomm_lstm", "reinforce_loss", 2), ("discrete", "comm_mean", 33),
+                                               ("fully_connected", "reinforce_loss", 3),
+                                               ("tarmac_lstm", "attention_weights", 90)])
 def test_reinforce_resumes_exactly_after_ctrl_c(tmp_path, model, part, stop):
-    cfg = dataclasses.replace(TJ, model=model, eval_episodes=8)
+    cfg = dataclasses.replace(TJ, model=model, eval_episodes=8, comm_steps=1 if model.endswith("lstm") else 2)
     straight = reinforce.train("traffic_junction_easy", cfg, progress=False)
     reference = getattr(reinforce.Parts(), part)
     with pytest.raises(KeyboardInterrupt):
@@ -194,6 +291,89 @@ def test_reinforce_resumes_exactly_after_ctrl_c(tmp_path, model, part, stop):
     for a, b in zip(resumed.learner.model.parameters(), straight.learner.model.parameters()):
         assert torch.equal(a, b)
     assert resumed.learner.env.core.arrival_prob == straight.learner.env.core.arrival_prob
+
+
+LSTM = dataclasses.replace(TJ, model="commnet_lstm", comm_steps=1)
+
+
+@pytest.mark.parametrize("wrong", [{"reinforce_loss": _loss_without_detach}, {"comm_mean": _mean_with_self}])
+@pytest.mark.parametrize("model", ["commnet_lstm", "discrete"])
+def test_recurrent_and_discrete_models_call_the_parts_and_a_wrong_part_shows(model, wrong):
+    cfg = dataclasses.replace(LSTM, model=model, comm_steps=1 if model.endswith("lstm") else 2)
+    spies = {"comm_mean": Spy(commnet.comm_mean), "reinforce_loss": Spy(reinforce.reinforce_loss)}
+    reference = reinforce.train("traffic_junction_easy", cfg, progress=False)
+    spied = reinforce.train("traffic_junction_easy", cfg, parts=spies, progress=False)
+    assert spies["reinforce_loss"].calls == 4 and spies["comm_mean"].calls >= 4 * 20, "a message every step"
+    pd.testing.assert_frame_equal(spied.curve.drop(columns="sps"), reference.curve.drop(columns="sps"))
+    planted = reinforce.train("traffic_junction_easy", cfg, parts=wrong, progress=False)
+    assert not np.allclose(planted.curve["loss/reinforce"], reference.curve["loss/reinforce"])
+
+
+def test_recurrent_rollout_carries_memory_and_backpropagates_through_the_episode():
+    env = VecTrafficJunction(4, version="easy", seed=0, arrival_prob=0.3)
+    torch.manual_seed(0)
+    model = commnet.RecurrentCommNet(env.obs_dim, 2, hidden=8)
+    batch = reinforce.rollout(env, model)
+    batch["log_probs"][-1].sum().backward()         # the last step's gradient reaches the encoder through time
+    assert model.cell.weight_hh.grad.abs().sum() > 0
+    # a rollout equals stepping the model by hand, forgetting new cars' memories
+    batch = reinforce.rollout(VecTrafficJunction(4, version="easy", seed=1, arrival_prob=0.3), model, greedy=True)
+    env = VecTrafficJunction(4, version="easy", seed=1, arrival_prob=0.3)
+    obs, info = env.reset()
+    state, values = None, []
+    with torch.no_grad():
+        for t in range(20):
+            state = reinforce.forget(state, info["arrived"])
+            logits, v, state = model(torch.as_tensor(obs), torch.as_tensor(info["active"]), state)
+            values.append(v)
+            obs, _, _, _, info = env.step(logits.argmax(-1).numpy())
+    assert torch.allclose(torch.stack(values), batch["values"].detach(), atol=1e-6)
+    assert batch["starts"].sum() > 0 and (batch["starts"].bool() <= batch["mask"].bool()).all()
+
+
+@pytest.mark.parametrize("model", ["commnet_lstm", "discrete"])
+def test_the_policy_keeps_memory_between_calls_and_forgets_where_told(model):
+    cfg = dataclasses.replace(LSTM, model=model, comm_steps=1 if model.endswith("lstm") else 2, total_steps=160)
+    run = reinforce.train("traffic_junction_easy", cfg, progress=False)
+    final = task("traffic_junction_easy", arrival_prob=0.3)
+    policy = run.policy
+    # the evaluator's greedy episodes equal the rollout's (both forget new cars and finished episodes)
+    ev = evaluate(policy, final, episodes=8, seed=3, num_envs=8)
+    env = final.batched(8, seed=3)
+    with torch.no_grad():
+        batch = reinforce.rollout(env, run.learner.model, greedy=True)
+    assert np.allclose(ev.team_returns, reinforce.episode_values(batch["episodes"])["team_return"])
+    single = evaluate(policy, final, episodes=2, seed=3, on="single")
+    assert single.episodes == 2
+    sampled = [evaluate(policy.reseed(5), final, episodes=8, seed=3, num_envs=8, greedy=False).returns for _ in "ab"]
+    assert np.array_equal(*sampled), "sampling (actions and symbols) from the policy's own generator"
+    if model.endswith("lstm"):
+        obs, info = env.reset(seed=0)
+        policy.reset(8)
+        policy.act(obs, info)
+        assert policy.state is not None
+        policy.reset(8)
+        assert policy.state is None
+
+
+def test_comm_range_and_a_late_curriculum():
+    cfg = dataclasses.replace(TJ, comm_range=2.0)
+    run = reinforce.train("traffic_junction_easy", cfg, progress=False)
+    assert run.learner.model.reach.radius == 2.0 and run.learner.model.reach.size == 7
+    assert not run.curve.drop(columns="sps").equals(reinforce.train("traffic_junction_easy", TJ,
+                                                                    progress=False).curve.drop(columns="sps"))
+    with pytest.raises(ValueError, match="comm_range"):
+        reinforce.train("predator_prey", dataclasses.replace(cfg, total_steps=8 * 40), progress=False)
+    with pytest.raises(ValueError, match="comm_range"):
+        reinforce.train("traffic_junction_easy", dataclasses.replace(cfg, model="tarmac"), progress=False)
+    late = reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, total_steps=8 * 160, curriculum_from=0.5,
+                                                                        curriculum_until=0.75), progress=False)
+    assert late.curve["arrival_prob"].tolist()[:4] == [0.1] * 4 and late.curve["arrival_prob"].iloc[-1] == 0.3
+    bonus = []
+    spy = lambda *args: bonus.append(args[6]) or reinforce.reinforce_loss(*args)  # noqa: E731
+    reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, total_steps=8 * 160, entropy_until=0.5),
+                    parts={"reinforce_loss": spy}, progress=False)
+    assert bonus[0] == 0.1 and bonus[3:] == [0.0] * 5, "the entropy bonus reaches entropy_end by half the updates"
 
 
 def test_a_loaded_run_plugs_the_parts_in_again(tmp_path):
@@ -212,7 +392,7 @@ def test_a_loaded_run_plugs_the_parts_in_again(tmp_path):
 def test_models_are_pluggable_and_checked(monkeypatch):
     with pytest.raises(ValueError, match="unknown model 'gru'"):
         reinforce.train("traffic_junction_easy", dataclasses.replace(TJ, model="gru"), progress=False)
-    monkeypatch.setitem(reinforce.MODELS, "wide", lambda obs_dim, n_actions, cfg: commnet.CommNet(
+    monkeypatch.setitem(reinforce.MODELS, "wide", lambda obs_dim, n_actions, cfg, num_agents: commnet.CommNet(
         obs_dim, n_actions, 2 * cfg.hidden, cfg.comm_steps, skip=False))
     run = reinforce.train("predator_prey", dataclasses.replace(TJ, model="wide", total_steps=8 * 40,
                                                                log_every=8 * 40), progress=False)
@@ -255,12 +435,9 @@ def test_levers_commnet_learns_and_nocomm_stays_at_chance():
     assert abs(run.curve["eval_score"].iloc[-1] - 0.59) < 0.04, run.curve
 
 
-def test_levers_reproduce_the_old_trainer_and_log_fixed_columns():
-    """``eval_score`` of the pre-API ``commnet.train_levers(mode="reinforce", updates=30, batch=64,
-    hidden=32, log_every=10, eval_rounds=256, seed=1)``."""
+def test_levers_log_fixed_columns_and_the_score():
     cfg = dataclasses.replace(LEVERS, mode="reinforce", total_steps=30 * 64, log_every=10 * 64, eval_rounds=256)
     df = levers.train("levers", cfg, progress=False).curve
-    assert df["eval_score"].tolist() == [0.0263671875, 0.3837890625, 0.431640625]
     assert list(df.columns[:5]) == ["step", "episode", "train_return", "eval_return", "loss/reinforce"]
     assert df["step"].tolist() == [640, 1280, 1920]
     # the team return of a round is the score paid to each of the 5 agents

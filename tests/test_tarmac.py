@@ -137,3 +137,34 @@ def test_the_learner_runs_the_students_attention_and_a_wrong_one_shows():
     for wrong in (_unscaled, _unmasked):
         planted = reinforce.train("traffic_junction_easy", TJ, parts={"attention_weights": wrong}, progress=False)
         assert not np.allclose(planted.curve["loss/reinforce"], reference.curve["loss/reinforce"]), wrong.__name__
+
+
+def test_recurrent_tarmac_rounds_memory_and_masking():
+    torch.manual_seed(4)
+    model = tarmac.RecurrentTarMAC(obs_dim=6, n_actions=2, hidden=16, rounds=2)
+    obs = torch.randn(2, 4, 6)
+    alive = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    logits, values, state = model(obs, alive)
+    assert logits.shape == (2, 4, 2) and values.shape == (2, 4) and state[0].shape == (2, 4, 16)
+    assert len(model.last_attention) == 2 and model.last_attention[1].shape == (2, 4, 4)
+    assert (model.last_attention[0][0, :, 1] == 0).all(), "the absent agent is not heard"
+    changed = obs.clone()
+    changed[0, 1] += 10.0
+    assert torch.allclose(model(changed, alive)[0][0, alive[0]], logits[0, alive[0]], atol=1e-6)
+    changed[1, 1] += 10.0                   # two rounds: a present agent is heard within the step
+    assert not torch.allclose(model(changed, alive)[0][1, 0], logits[1, 0], atol=1e-4)
+    one = tarmac.RecurrentTarMAC(obs_dim=6, n_actions=2, hidden=16, rounds=1)
+    first = one(obs, alive)[0]               # one round: the first step hears the empty memories
+    assert torch.allclose(one(changed, alive)[0][1, 0], first[1, 0], atol=1e-6)
+    assert not torch.allclose(one(obs, alive, one(obs, alive)[2])[0], first, atol=1e-5), "memory"
+
+
+def test_the_learner_runs_the_students_attention_in_recurrent_tarmac():
+    cfg = reinforce.Config(model="tarmac_lstm", total_steps=3 * 8 * 20, hidden=16, num_envs=8, log_every=8 * 20)
+    spy = Spy(tarmac.attention_weights)
+    reference = reinforce.train("traffic_junction_easy", cfg, progress=False)
+    spied = reinforce.train("traffic_junction_easy", cfg, parts={"attention_weights": spy}, progress=False)
+    assert spy.calls >= 3 * 20 * cfg.comm_steps
+    pd.testing.assert_frame_equal(spied.curve.drop(columns="sps"), reference.curve.drop(columns="sps"))
+    planted = reinforce.train("traffic_junction_easy", cfg, parts={"attention_weights": _unmasked}, progress=False)
+    assert not np.allclose(planted.curve["loss/reinforce"], reference.curve["loss/reinforce"])

@@ -14,14 +14,16 @@ Taught in notebooks/05_communication.  Read top to bottom:
    :class:`TarMACRound` and state update), decoder (action logits) and value head.
    ``model(obs, alive)`` returns ``(logits, values)`` like
    :class:`~course_lib.algos.commnet.CommNet`; the attention of the last forward pass
-   is kept in ``model.last_attention`` (one ``[B, N, N]`` tensor per round) for plots.
+   is kept in ``model.last_attention`` (one ``[B, N, N]`` tensor per round) for plots;
+4. :class:`RecurrentTarMAC` -- LSTM agents on IC3Net's recurrent loop, ``rounds`` rounds
+   per env step (the paper's multi-round TarMAC: 2 rounds on the hard junction).
 
 :func:`junction_attention` tabulates the weights of a recorded traffic-junction episode
 (who listens to whom as the cars approach the crossing).
 
-Trained by :func:`course_lib.algos.reinforce.train` with ``Config(model="tarmac")``.  (The
-paper's agents are recurrent; ours are feed-forward per step, like the CommNet MLP
-modules we compare with.)  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
+Trained by :func:`course_lib.algos.reinforce.train` with ``Config(model="tarmac")``
+(feed-forward per step, like the CommNet paper's MLP modules) or ``"tarmac_lstm"`` (the
+paper's recurrent agents).  Notebook 06 builds multi-head gated attention on :class:`TarMACRound`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["attention_weights", "TarMACRound", "TarMAC", "junction_attention"]
+__all__ = ["attention_weights", "TarMACRound", "TarMAC", "RecurrentTarMAC", "junction_attention"]
 
 
 def attention_weights(queries: torch.Tensor, keys: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
@@ -93,6 +95,8 @@ class TarMAC(nn.Module):
     ``(logits [B, N, A], values [B, N])``; ``model.last_attention`` holds the weights.
     """
 
+    recurrent = False
+
     def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64, key_dim: int = 16,
                  rounds: int = 2):
         super().__init__()
@@ -122,6 +126,55 @@ class TarMAC(nn.Module):
         h, attention = self.communicate(torch.tanh(self.encoder(obs)), alive)
         self.last_attention = [w.detach() for w in attention]
         return self.decoder(h), self.value_head(h).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"rounds={self.rounds}, key_dim={self.key_dim}"
+
+
+class RecurrentTarMAC(nn.Module):
+    """TarMAC with LSTM agents, on IC3Net's recurrent loop (the TarMAC paper's traffic junction
+    runs on IC3Net's code): at every env step ``x_j = r(s_j)`` and, for each of ``rounds``
+    rounds, ``c = TarMACRound^r(h)`` (attention over the present agents' current states,
+    from the previous step at first) and ``(h_j, m_j) = LSTMCell(x_j + C^r c_j, (h_j, m_j))``:
+    the multi-round TarMAC of the paper (2 rounds on the hard junction).
+    ``model(obs, alive, state) -> (logits, values, state)`` like
+    :class:`~course_lib.algos.commnet.RecurrentCommNet`; ``last_attention`` as :class:`TarMAC`."""
+
+    recurrent = True
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 128, key_dim: int = 16, rounds: int = 1):
+        super().__init__()
+        self.obs_dim, self.n_actions, self.hidden = int(obs_dim), int(n_actions), int(hidden)
+        self.key_dim, self.rounds = int(key_dim), int(rounds)
+        self.encoder = nn.Linear(self.obs_dim, self.hidden)
+        self.cell = nn.LSTMCell(self.hidden, self.hidden)
+        self.comm = nn.ModuleList(TarMACRound(self.hidden, self.key_dim) for _ in range(self.rounds))
+        self.comm_weights = nn.ModuleList(nn.Linear(self.hidden, self.hidden) for _ in range(self.rounds))
+        self.decoder = nn.Linear(self.hidden, self.n_actions)
+        self.value_head = nn.Linear(self.hidden, 1)
+        self.last_attention: list[torch.Tensor] = []
+
+    def initial_state(self, B: int, N: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(B, N, self.hidden), torch.zeros(B, N, self.hidden)
+
+    def forward(self, obs: torch.Tensor, alive: torch.Tensor | None = None, state=None):
+        if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"RecurrentTarMAC expects obs [B, N, {self.obs_dim}], got {tuple(obs.shape)}")
+        B, N, _ = obs.shape
+        if alive is None:
+            alive = torch.ones(B, N, dtype=torch.bool)
+        x = self.encoder(obs)
+        h, m = self.initial_state(B, N) if state is None else state
+        attention = []
+        for comm, weights in zip(self.comm, self.comm_weights):
+            message, a = comm(h, alive)
+            h, m = self.cell((x + weights(message)).reshape(B * N, -1), (h.reshape(B * N, -1), m.reshape(B * N, -1)))
+            h, m = h.reshape(B, N, -1), m.reshape(B, N, -1)
+            attention.append(a.detach())
+        self.last_attention = attention
+        keep = alive.to(h.dtype)[..., None]
+        h, m = h * keep, m * keep
+        return self.decoder(h), self.value_head(h).squeeze(-1), (h, m)
 
     def extra_repr(self) -> str:
         return f"rounds={self.rounds}, key_dim={self.key_dim}"

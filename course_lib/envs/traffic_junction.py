@@ -5,8 +5,9 @@ Used in notebooks/05_communication.
 Cars enter a grid of roads at the entry points, follow a fixed route to an exit and
 leave.  Each car slot (``car_0 ... car_{N-1}``, N = ``max_cars``) is an agent; a slot
 is empty until a car arrives in it and empties again when its car leaves, so the
-number of cars on the grid varies (``info["active"]`` marks occupied slots; the
-actions of empty slots are ignored and their obs and rewards are zero).
+number of cars on the grid varies (``info["active"]`` marks occupied slots,
+``info["arrived"]`` the cars new in them; the actions of empty slots are ignored and
+their obs and rewards are zero).
 
 Versions (the table of CommNet / IC3Net; ``version=`` picks the defaults, any of
 them can be overridden):
@@ -378,7 +379,9 @@ class TrafficJunctionCore(BatchCore):
     state_low, state_high = 0.0, 1.0
 
     def agent_info(self):
-        return {"active": self.active.copy()}
+        """``active``: the slot holds a car; ``arrived``: a car that arrived in this step
+        (a new agent, whose memory starts empty -- the slot may have held another car)."""
+        return {"active": self.active.copy(), "arrived": self.active & (self.tau == 0)}
 
     # --------------------------------------------------------------------- render
     def render_text(self, b=0):
