@@ -471,6 +471,27 @@ of sampled runs.
 """
 
 
+def easy_reading(result: dict[str, Any]) -> list[str]:
+    """What the easy table says where failure alone does not rank the models: a model that brakes
+    whenever unsure collides as rarely as one that knows, and gets fewer cars through."""
+    head = {k: v for k, v in result.items() if k.startswith("tj_easy_")}
+    models = {"CommNet": "commnet", "TarMAC": "tarmac", "NoComm": "nocomm"}
+    fail = {m: head.get(f"tj_easy_failure_{k}") for m, k in models.items()}
+    cars = {m: head.get(f"tj_easy_cars_{k}") for m, k in models.items()}
+    heur = result["references"].get("tj_easy", {}).get("heuristic", {}).get("cars_completed")
+    if None in fail.values() or heur is None or fail["NoComm"] > max(fail["CommNet"], fail["TarMAC"]):
+        return []
+    said = ", ".join(f"{m} {fail[m]:.1f}% at {cars[m]:.2f} cars" for m in models)
+    return [f"**Easy, vision 0: without messages as safe, not as fast.** Greedy failure and cars through per "
+            f"episode: {said} (scripted heuristic {heur:.2f}). A car that sees only its own cell and hears "
+            "nobody avoids collisions by braking until the crossing is likely clear, so NoComm's failure is "
+            "not above the others' (the target on failure alone is missed) while it gets "
+            f"{100 * (1 - cars['NoComm'] / max(cars['CommNet'], cars['TarMAC'])):.0f}% fewer cars through. "
+            "The papers' independent agents instead collide (CommNet paper: "
+            f"{papers.TJ_EASY_FAILURE_PAPER['independent']}% failure), with the same "
+            "reward weights (10 per collision, 0.01 tau per step); their papers do not report cars through.", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines = ["Learned communication (`bench/communication.py`, results in `bench/results/communication.json`, "
@@ -484,6 +505,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["**Targets of issue 20** (`targets` in the JSON): " + "; ".join(
         f"{k}: {'met' if v else 'missed' if v is not None else 'not yet measured'}"
         for k, v in result["targets"].items()) + ".", ""]
+    lines += easy_reading(result)
     lev = s.get("levers", {})
     if lev:
         lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score "
