@@ -484,7 +484,7 @@ def easy_reading(result: dict[str, Any]) -> list[str]:
     said = ", ".join(f"{m} {fail[m]:.1f}% at {cars[m]:.2f} cars" for m in models)
     return [f"**Easy, vision 0: without messages as safe, not as fast.** Greedy failure and cars through per "
             f"episode: {said} (scripted heuristic {heur:.2f}). A car that sees only its own cell and hears "
-            "nobody avoids collisions by braking until the crossing is likely clear, so NoComm's failure is "
+            "nobody learns to avoid collisions by braking often, so NoComm's failure is "
             "not above the others' (the target on failure alone is missed) while it gets "
             f"{100 * (1 - cars['NoComm'] / max(cars['CommNet'], cars['TarMAC'])):.0f}% fewer cars through. "
             "The papers' independent agents instead collide (CommNet paper: "
