@@ -49,7 +49,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -670,10 +670,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       "again to resume", flush=True)
                 raise SystemExit(130) from None
     else:
+        # No more runs in flight than workers (the executor would queue one more in advance): a stop
+        # (Ctrl-C, or SIGTERM to the whole process group) lets the running runs save, and starts none.
+        queue, running = list(todo.items()), {}
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {pool.submit(train_run, *job, args.runs): key for key, job in todo.items()}
-            for future in as_completed(futures):
-                done(futures[future], future.result())
+            try:
+                while queue or running:
+                    while queue and len(running) < args.jobs:
+                        key, job = queue.pop(0)
+                        running[pool.submit(train_run, *job, args.runs)] = key
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        done(running.pop(future), future.result())
+            except KeyboardInterrupt:
+                print(f"stopping: {len(running)} running run(s) save their checkpoints; call the bench again to "
+                      "resume", flush=True)
+                wait(running)
+                raise SystemExit(130) from None
     result = save()
     print(markdown(result))
     print(f"wrote {out_path} and {args.table}")
