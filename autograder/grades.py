@@ -53,10 +53,10 @@ def save_problems(workspace: Path, problems: list[Problem], graded: set[tuple[st
 
 
 # ----------------------------------------------------------------- the class in long form
-def awaits_hand_grading(grade) -> bool:
+def awaits_hand_grading(needs_manual_grade, manual_score) -> bool:
     """nbgrader's flag, unless a grader's score is there (set without the formgrader, the
     flag can stay up)."""
-    return bool(grade.needs_manual_grade) and grade.manual_score is None
+    return bool(needs_manual_grade) and manual_score is None
 
 
 
@@ -80,15 +80,17 @@ def _scores(gb: Gradebook) -> dict[tuple[str, str], dict[str, float | None]]:
             .join(BaseCell, Grade.cell_id == BaseCell.id))
     found: dict[tuple[str, str], dict[str, float | None]] = {}
     for student, nb_id, question, score, manual, needs_manual in rows:
-        awaiting = bool(needs_manual) and manual is None
+        awaiting = awaits_hand_grading(needs_manual, manual)
         found.setdefault((student, nb_id), {})[question] = None if awaiting else float(score or 0.0)
     return found
 
 
-def long_grades(workspace: Path, students: list[str] | None = None) -> pd.DataFrame:
+def long_grades(workspace: Path, students: list[str] | None = None,
+                problems: list[Problem] | None = None) -> pd.DataFrame:
     """Every due question of every student in the gradebook (or of ``students``), in long
-    form: its score (None while it awaits hand grading; 0 when the notebook was not graded)."""
-    problems = load_problems(workspace)
+    form: its score (None while it awaits hand grading; 0 when the notebook was not graded).
+    ``problems``: problems.json's, when the caller has read them already."""
+    problems = load_problems(workspace) if problems is None else problems
     rows = []
     with gradebook(workspace) as gb:
         scores = _scores(gb)
@@ -163,7 +165,8 @@ def totals(grades: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
 def write_grades_csv(workspace: Path) -> Path:
     """grades.csv from the whole gradebook: student_id, name, one column per question
     (empty while it awaits hand grading), auto_score, manual_score, total, max, complete, notes."""
-    grades, problems = long_grades(workspace), load_problems(workspace)
+    problems = load_problems(workspace)
+    grades = long_grades(workspace, problems=problems)
     people = roster(workspace)
     wide = grades.assign(column=grades.notebook + "/" + grades.question).pivot(
         index="student", columns="column", values="score")

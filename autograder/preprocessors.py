@@ -349,7 +349,7 @@ class GetGrades(nbp.GetGrades):
         grade = self.gradebook.find_grade(grade_id(cell), self.notebook_id, self.assignment_id, self.student_id)
         cell.metadata.nbgrader["score"] = grade.score
         cell.metadata.nbgrader["points"] = grade.max_score
-        cell.metadata.nbgrader["awaiting"] = awaits_hand_grading(grade)
+        cell.metadata.nbgrader["awaiting"] = awaits_hand_grading(grade.needs_manual_grade, grade.manual_score)
 
     def preprocess(self, nb, resources):
         nb, resources = super().preprocess(nb, resources)

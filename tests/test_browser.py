@@ -119,11 +119,17 @@ def browser():
         chromium.close()
 
 
-def test_a_student_runs_a_self_check_and_validates(student, browser):
-    base, token, log = student
+def open_page(browser, url: str):
+    """A new tab on ``url``, waiting up to a minute for what it is asked (a cold JupyterLab is slow)."""
     page = browser.new_page()
     page.set_default_timeout(60_000)
-    page.goto(f"{base}/lab/tree/{NB}.ipynb?token={token}")
+    page.goto(url)
+    return page
+
+
+def test_a_student_runs_a_self_check_and_validates(student, browser):
+    base, token, log = student
+    page = open_page(browser, f"{base}/lab/tree/{NB}.ipynb?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)
     page.click(".lm-MenuBar-item:has-text('Run')")
@@ -140,9 +146,7 @@ def test_a_student_runs_a_self_check_and_validates(student, browser):
 
 def test_the_formgrader_lists_the_released_notebook_and_graded_submissions(server, browser):
     base, token, log = server
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(f"{base}/formgrader?token={token}")
+    page = open_page(browser, f"{base}/formgrader?token={token}")
     row = page.wait_for_selector(f"tr:has-text('{NB}')")
     text = row.inner_text()
     assert "released" in text.lower() and "draft" not in text.lower(), text

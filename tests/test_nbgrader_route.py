@@ -85,7 +85,8 @@ def test_nbgrader_autograde_with_the_kits_config_scores_as_course_grade(tmp_path
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     folder = theirs / "feedback" / "wrong" / NB
     page = (folder / f"{NB}.html").read_text(encoding="utf-8")
-    assert "awaiting hand grading" in page and "pure_nash_equilibria" in page
+    assert "awaiting hand grading" in page
+    assert 'pure-nash-tests">Test cell</a> (Score: 0.0 / 3.0)' in page  # this student's failed question, scored 0
     assert "BEGIN HIDDEN TESTS" not in page and "judge.check" not in page
     assert (folder / "mathjax" / "tex-svg.js").exists() and "cdnjs" not in page
 
