@@ -474,10 +474,9 @@ of sampled runs.
 def easy_reading(result: dict[str, Any]) -> list[str]:
     """What the easy table says where failure alone does not rank the models: a model that brakes
     whenever unsure collides as rarely as one that knows, and gets fewer cars through."""
-    head = {k: v for k, v in result.items() if k.startswith("tj_easy_")}
     models = {"CommNet": "commnet", "TarMAC": "tarmac", "NoComm": "nocomm"}
-    fail = {m: head.get(f"tj_easy_failure_{k}") for m, k in models.items()}
-    cars = {m: head.get(f"tj_easy_cars_{k}") for m, k in models.items()}
+    fail = {m: result.get(f"tj_easy_failure_{k}") for m, k in models.items()}
+    cars = {m: result.get(f"tj_easy_cars_{k}") for m, k in models.items()}
     heur = result["references"].get("tj_easy", {}).get("heuristic", {}).get("cars_completed")
     if None in fail.values() or heur is None or fail["NoComm"] > max(fail["CommNet"], fail["TarMAC"]):
         return []
