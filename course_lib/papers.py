@@ -41,3 +41,9 @@ TJ_HARD_SUCCESS_PAPER = {"no communication": 74.1, "TarMAC (2 rounds)": 97.1}
 # sees only its own cell), arrival rate 0.1 -> 0.3 over epochs 250 -> 1250.
 IC3NET_TJ_EASY_SCRIPT = {"epochs": 2000, "updates_per_epoch": 10, "steps_per_update": 16 * 500, "hidden": 128,
                          "lr": 0.001, "vision": 0, "curriculum_epochs": (250, 1250)}
+# The CommNet code's script for the medium junction ("crossing"; github.com/facebookarchive/CommNet, README
+# "Train LSTM CommNet on crossing task" and its option defaults): 300 epochs of 100 updates of 288 episodes
+# (--nworker 18 x --batch_size 16) = 8.64 M episodes, RMSprop lr 0.003, hidden 50, no entropy bonus,
+# baseline weight 0.03, arrival rate raised over epochs 100 -> 200, vision 1.
+COMMNET_TJ_MEDIUM_SCRIPT = {"epochs": 300, "updates_per_epoch": 100, "episodes_per_update": 288, "hidden": 50,
+                            "lr": 0.003, "vision": 1, "curriculum_epochs": (100, 200)}

@@ -16,25 +16,29 @@ os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def load_wrong_answers(nb_id: str):
-    """The module tests/fixtures/wrong_answers/<nb_id>.py (WRONG, PARTIAL)."""
-    path = FIXTURES / "wrong_answers" / f"{nb_id}.py"
-    spec = importlib.util.spec_from_file_location(f"wrong_{nb_id}", path)
+def load_module(path: Path, name: str):
+    """A Python file that is not in a package (fixtures, benches) as a module."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench(name: str):
+    """The bench script bench/<name>.py."""
+    return load_module(Path(__file__).resolve().parents[1] / "bench" / f"{name}.py", f"bench_{name}")
+
+
+def load_wrong_answers(nb_id: str):
+    """The module tests/fixtures/wrong_answers/<nb_id>.py (WRONG, PARTIAL)."""
+    return load_module(FIXTURES / "wrong_answers" / f"{nb_id}.py", f"wrong_{nb_id}")
 
 
 def load_right_answers(nb_id: str) -> dict[str, str]:
     """RIGHT of tests/fixtures/right_answers/<nb_id>.py: correct answers written differently
     from the reference (empty when the notebook has none)."""
     path = FIXTURES / "right_answers" / f"{nb_id}.py"
-    if not path.exists():
-        return {}
-    spec = importlib.util.spec_from_file_location(f"right_{nb_id}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.RIGHT
+    return load_module(path, f"right_{nb_id}").RIGHT if path.exists() else {}
 
 
 def owned_tests(nb_id: str) -> dict[str, list[str]]:

@@ -12,6 +12,8 @@ from course_lib import learning
 from course_lib.selfplay import elo, fictitious as mg, league, pool
 from course_lib.tasks import task
 
+from conftest import load_bench
+
 RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 
 
@@ -451,19 +453,8 @@ def test_method_i_predators_train_against_a_prey_pool():
         la_ippo.train("simple_spread_v3", la_ippo.Config(total_steps=800, opponent="heuristic"), progress=False)
 
 
-def _bench_selfplay():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("bench_selfplay",
-                                                  Path(__file__).resolve().parents[1] / "bench" / "selfplay.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cpu_matched_steps_follow_the_learners_own_throughput():
-    bench = _bench_selfplay()
+    bench = load_bench("selfplay")
     assert bench.cpu_matched_steps("Method I", {"steps": 8_000, "cpu_s": 2.0}, 1.0) == 4_000  # 5 updates of 800
     assert bench.cpu_matched_steps("MADDPG", {"steps": 6_400, "cpu_s": 4.0}, 1.0) == 1_600  # 50 batched steps of 32
     assert bench.cpu_matched_steps("Method I", {"steps": 800, "cpu_s": 10.0}, 0.1) == 800  # at least one update
@@ -471,7 +462,7 @@ def test_cpu_matched_steps_follow_the_learners_own_throughput():
 
 @pytest.mark.timeout(300)
 def test_method_i_predators_enter_the_elo_table_and_the_cross_play_matrix():
-    bench = _bench_selfplay()
+    bench = load_bench("selfplay")
     tiny = dict(generations=1, steps_per_generation=800, eval_episodes=4, cross_episodes=8,
                 maddpg=dict(batch_size=32, learning_starts=200))
     out = bench.tag(0, tiny, advantage=elo.side_advantage(0.19))

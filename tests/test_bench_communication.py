@@ -1,0 +1,74 @@
+"""bench/communication.py without training: the order of its runs, its targets and its tables."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import load_bench
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_bench("communication")
+
+
+def test_cheap_runs_first_then_seed_0_of_every_long_row_then_the_other_seeds(bench):
+    keys = list(bench._jobs(["tj_hard", "tj_medium", "levers"], 3))
+    medium, hard, levers = (list(bench.CONFIGS[s]) for s in ("tj_medium", "tj_hard", "levers"))
+    assert keys[:3 * len(levers)] == [f"levers/{label}/{seed}" for seed in range(3) for label in levers]
+    rest = keys[3 * len(levers):]
+    seed_0 = [f"tj_medium/{label}/0" for label in medium] + [f"tj_hard/{label}/0" for label in hard]
+    assert rest[:len(seed_0)] == seed_0  # the sections' own order, whatever order they were asked in
+    one_seed = [label for label in medium if bench.ROW_SEEDS.get(("tj_medium", label)) == 1]
+    assert one_seed == ["CommNet, paper budget"]
+    assert [k for k in rest if k.startswith("tj_medium/CommNet, paper budget/")] == ["tj_medium/CommNet, paper budget/0"]
+    assert rest[len(seed_0):] == ([f"tj_medium/{label}/{seed}" for seed in (1, 2) for label in medium
+                                   if label not in one_seed]
+                                  + [f"tj_hard/{label}/{seed}" for seed in (1, 2) for label in hard])
+
+
+def test_the_paper_budget_row_is_medium_commnet_trained_on_the_papers_episodes(bench):
+    row, base = bench.CONFIGS["tj_medium"]["CommNet, paper budget"], bench.CONFIGS["tj_medium"]["CommNet"]
+    episodes = row.total_steps // bench.HORIZON["tj_medium"]
+    assert episodes == 300 * 100 * 288  # the CommNet code's crossing script: epochs x updates x episodes
+    assert {k: v for k, v in vars(row).items() if k not in ("total_steps", "log_every")} == \
+        {k: v for k, v in vars(base).items() if k not in ("total_steps", "log_every")}
+
+
+def test_targets_are_met_missed_or_not_yet_measured(bench):
+    references = {"tj_easy": {"heuristic": {"cars_completed": 7.0}}}
+    head = {"tj_medium_failure_commnet": 4.0, "tj_medium_failure_nocomm": 12.0,
+            "tj_medium_failure_fully_connected": 3.0, "tj_medium_failure_discrete": 10.0,
+            "tj_easy_failure_commnet": 0.5, "tj_easy_cars_commnet": 6.5}
+    t = bench.targets(head, references)
+    assert t["medium: CommNet failure <= 5%"] is True
+    assert t["medium: CommNet below NoComm by at least 3x"] is True
+    assert t["medium: CommNet below fully connected and discrete"] is False  # fully connected is lower
+    assert t["easy: CommNet failure <= 1% and cars through within 5% of the heuristic"] is False  # 7% fewer cars
+    assert t["hard: TarMAC success >= 90%"] is None and t["hard: TarMAC success above NoComm"] is None
+    t = bench.targets({**head, "tj_medium_failure_nocomm": 11.9, "tj_easy_cars_commnet": 6.7}, references)
+    assert t["medium: CommNet below NoComm by at least 3x"] is False
+    assert t["easy: CommNet failure <= 1% and cars through within 5% of the heuristic"] is True
+
+
+def _run(failure: float, cars: float) -> dict:
+    final = {"failure": failure, "success": 1 - failure, "cars_completed": cars}
+    return {"final": {"greedy": final, "sampled": final}, "cpu_s": 3600.0, "wall_s": 1800.0}
+
+
+def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatch):
+    monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
+    runs = {"tj_medium/CommNet/0": _run(0.10, 17.0), "tj_medium/CommNet/1": _run(0.20, 16.0),
+            "tj_medium/CommNet, paper budget/0": _run(0.03, 17.2)}
+    result = bench.build(runs, {}, "communication.py --summary")
+    assert result["tj_medium_failure_commnet"] == pytest.approx(15.0)
+    assert result["tj_medium_seeds_commnet"] == 2
+    assert result["tj_medium_failure_nocomm"] is None
+    assert result["targets"]["medium: CommNet below NoComm by at least 3x"] is None
+    assert result["cpu_hours"] == {"tj_medium": 3.0}
+    text = bench.markdown(result)
+    medium = text.split("**Traffic junction, medium**")[1].split("\n**")[0]  # the medium table only
+    row = {line.split(" | ")[0].lstrip("| "): line for line in medium.splitlines() if line.startswith("| ")}
+    assert "| 2 | 2.2 | – | 15.0 ± 7.1 | 15.0 ± 7.1 | 16.50 |" in row["CommNet"]
+    assert "| 1 | 2.2 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["CommNet, the paper's budget"]
+    assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
+    assert "medium: CommNet failure <= 5%: missed" in text
