@@ -456,6 +456,33 @@ def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
     return lines + [""]
 
 
+CURVE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0)  # fractions of a run's updates
+
+
+def curve_table(result: dict[str, Any], section: str, title: str) -> list[str]:
+    """The learning curves of a table's rows in numbers: failure of the training episodes (sampled
+    actions, at the arrival probability of the moment), mean over the seeds, at a few points of the run."""
+    runs = {label: [run["curve"] for key, run in result["runs"].items() if key.startswith(f"{section}/{label}/")]
+            for label in CONFIGS[section]}
+    runs = {label: curves for label, curves in runs.items() if curves}
+    if not runs:
+        return []
+
+    def at(curves, column, fraction):
+        return float(np.mean([c[column][max(round(fraction * len(c[column])) - 1, 0)] for c in curves]))
+
+    head = " | ".join(f"{f:.0%}" for f in CURVE_POINTS)
+    lines = [f"**{title}: learning curves** (failure % of the training episodes, sampled actions, mean over the "
+             "seeds, at a share of each run's updates; the arrival probability rises over the first half)", "",
+             f"| model | seeds | {head} |", "|---|---:|" + "---:|" * len(CURVE_POINTS)]
+    for label, curves in runs.items():
+        cells = " | ".join(f"{100 * at(curves, 'failure', f):.1f}" for f in CURVE_POINTS)
+        lines.append(f"| {LABELS.get(label, label)} | {len(curves)} | {cells} |")
+    first = next(iter(runs.values()))
+    cells = " | ".join(f"{at(first, 'arrival_prob', f):.3f}" for f in CURVE_POINTS)
+    return lines + [f"| arrival probability | – | {cells} |", ""]
+
+
 NOTES = """**How the settings were chosen** (pilots of at most 10 CPU minutes, seed 0, one process, on the
 machine above; greedy failure at the final arrival probability, 1,024 episodes).  Speed, env steps per CPU
 second with 256 episodes per update (hidden 64): easy CommNet 62-74k, NoComm 82-86k, TarMAC 36k; medium
@@ -514,6 +541,8 @@ def markdown(result: dict[str, Any]) -> str:
                            ("tj_medium", "Traffic junction, medium"), ("tj_hard", "Traffic junction, hard")):
         lines += tj_table(result, section, title)
     lines += tj_table(result, "tj_ablation", "Ablations on the medium junction (CommNet)")
+    for section, title in (("tj_easy", "Easy, vision 0"), ("tj_medium", "Medium"), ("tj_hard", "Hard")):
+        lines += curve_table(result, section, title)
     lines += ["**Targets of issue 20** (`targets` in the JSON): " + "; ".join(
         f"{k}: {'met' if v else 'missed' if v is not None else 'not yet measured'}"
         for k, v in result["targets"].items()) + ".", ""]

@@ -51,8 +51,10 @@ def test_targets_are_met_missed_or_not_yet_measured(bench):
 
 
 def _run(failure: float, cars: float) -> dict:
+    """A finished run: its final evaluation, and a training curve of 4 rows falling to ``failure``."""
     final = {"failure": failure, "success": 1 - failure, "cars_completed": cars}
-    return {"final": {"greedy": final, "sampled": final}, "cpu_s": 3600.0, "wall_s": 1800.0}
+    curve = {"failure": [0.5, 0.4, 0.3, failure], "arrival_prob": [0.1, 0.2, 0.2, 0.2]}
+    return {"final": {"greedy": final, "sampled": final}, "curve": curve, "cpu_s": 3600.0, "wall_s": 1800.0}
 
 
 def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatch):
@@ -72,3 +74,7 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     assert "| 1 | 2.2 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["CommNet, the paper's budget"]
     assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
     assert "medium: CommNet failure <= 5%: missed" in text
+    curves = text.split("**Medium: learning curves**")[1].split("\n**")[0]
+    assert "| CommNet | 2 | 50.0 | 50.0 | 40.0 | 30.0 | 15.0 |" in curves  # row k of 4 is at k/4 of the run
+    assert "| CommNet, the paper's budget | 1 | 50.0 | 50.0 | 40.0 | 30.0 | 3.0 |" in curves
+    assert "NoComm" not in curves and "**Hard: learning curves**" not in text  # nothing measured, no row
