@@ -47,7 +47,11 @@ Dynamics and reward
 Observation of a car (zeros for an empty slot), floats in [0, 1]:
 ``[active, row/(S-1), col/(S-1), route progress, tau/max_steps, last action,
 one-hot entry (E), one-hot exit (E), other cars in the (2v+1)^2 view,
-road cells in the view]`` with v the vision radius (default 1).
+road cells in the view]`` with v the vision radius (default 1).  With ``see_routes=True``
+the view also shows where each visible car comes from and goes to: per view cell, the
+one-hot entry (E) and exit (E) of the other cars there, appended.  That is the CommNet
+paper's observation (its cars see the route of every car in their 3x3 neighbourhood);
+IC3Net's and TarMAC's junctions show only occupancy, the default here.
 """
 from __future__ import annotations
 
@@ -155,7 +159,7 @@ class TrafficJunctionCore(BatchCore):
                  max_cars: int | None = None, max_steps: int | None = None,
                  arrival_prob: float | None = None, arrival_prob_min: float | None = None,
                  arrival_prob_max: float | None = None, vision: int = 1,
-                 collision_penalty: float = 10.0, time_penalty: float = 0.01):
+                 collision_penalty: float = 10.0, time_penalty: float = 0.01, see_routes: bool = False):
         super().__init__(num_envs, rng)
         if version not in TJ_VERSIONS:
             raise ValueError(f"version must be one of {sorted(TJ_VERSIONS)}, got {version!r}")
@@ -174,6 +178,7 @@ class TrafficJunctionCore(BatchCore):
         if self.num_agents < 1:
             raise ValueError(f"max_cars must be >= 1, got {max_cars}")
         self.collision_penalty, self.time_penalty = float(collision_penalty), float(time_penalty)
+        self.see_routes = bool(see_routes)
 
         S = self.size
         road, routes, r_entry, r_exit, entries, exits = build_junction(version, S)
@@ -198,7 +203,7 @@ class TrafficJunctionCore(BatchCore):
         v = self.vision
         self.view = 2 * v + 1
         E = self.num_entries
-        self.obs_dim = 6 + 2 * E + 2 * self.view ** 2
+        self.obs_dim = 6 + 2 * E + 2 * self.view ** 2 + (2 * E * self.view ** 2 if self.see_routes else 0)
         self.obs_low, self.obs_high = 0.0, 1.0
         self.n_actions = np.full(self.num_agents, 2, dtype=np.int64)
         # per cell: the padded flat cells of its view and the road mask there
@@ -359,7 +364,15 @@ class TrafficJunctionCore(BatchCore):
         cars[..., V2 // 2] -= 1.0  # not oneself
         base = 6 + 2 * E
         np.minimum(cars, 1.0, out=obs[..., base: base + V2])
-        obs[..., base + V2:] = self._road_table[here]
+        obs[..., base + V2: base + 2 * V2] = self._road_table[here]
+        if self.see_routes:  # the entry and exit one-hots of the other cars in each view cell
+            mine = obs[..., 6: 6 + 2 * E]
+            seen = np.zeros((B * Sp2, 2 * E), dtype=np.float32)
+            np.add.at(seen, look[..., V2 // 2][act], mine[act])
+            routes = seen[look]  # [B, N, V2, 2E]
+            routes[:, :, V2 // 2] -= mine  # not oneself
+            np.minimum(routes, 1.0, out=routes)
+            obs[..., base + 2 * V2:] = routes.reshape(B, N, V2 * 2 * E)
         obs[~act] = 0.0
         return obs
 
@@ -432,6 +445,8 @@ class TrafficJunction(_CurriculumMixin, CourseParallelEnv):
         arrival_prob: starting arrival probability (default: the minimum).
         vision: view radius in cells (default 1, a 3x3 view).
         collision_penalty (10), time_penalty (0.01): reward weights.
+        see_routes: the view also shows the visible cars' entries and exits (the CommNet
+            paper's observation; default False: occupancy only, as IC3Net and TarMAC).
     """
 
     core_cls = TrafficJunctionCore
@@ -440,12 +455,12 @@ class TrafficJunction(_CurriculumMixin, CourseParallelEnv):
                  max_steps: int | None = None, arrival_prob: float | None = None,
                  arrival_prob_min: float | None = None, arrival_prob_max: float | None = None,
                  vision: int = 1, collision_penalty: float = 10.0, time_penalty: float = 0.01,
-                 render_mode=None):
+                 see_routes: bool = False, render_mode=None):
         super().__init__(render_mode=render_mode, version=version, size=size, max_cars=max_cars,
                          max_steps=max_steps, arrival_prob=arrival_prob,
                          arrival_prob_min=arrival_prob_min, arrival_prob_max=arrival_prob_max,
                          vision=vision, collision_penalty=collision_penalty,
-                         time_penalty=time_penalty)
+                         time_penalty=time_penalty, see_routes=see_routes)
 
 
 class VecTrafficJunction(_CurriculumMixin, CoreBatchedEnv):
@@ -461,9 +476,9 @@ class VecTrafficJunction(_CurriculumMixin, CoreBatchedEnv):
                  arrival_prob: float | None = None, arrival_prob_min: float | None = None,
                  arrival_prob_max: float | None = None, vision: int = 1,
                  collision_penalty: float = 10.0, time_penalty: float = 0.01,
-                 seed: int | None = None):
+                 see_routes: bool = False, seed: int | None = None):
         super().__init__(num_envs, seed=seed, version=version, size=size, max_cars=max_cars,
                          max_steps=max_steps, arrival_prob=arrival_prob,
                          arrival_prob_min=arrival_prob_min, arrival_prob_max=arrival_prob_max,
                          vision=vision, collision_penalty=collision_penalty,
-                         time_penalty=time_penalty)
+                         time_penalty=time_penalty, see_routes=see_routes)

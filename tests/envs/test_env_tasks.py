@@ -230,6 +230,27 @@ def test_traffic_observation_sees_neighbour_car():
     assert obs[0, 0] == 1.0 and obs[2].sum() == 0.0  # empty slot: all zeros
 
 
+def test_traffic_observation_can_show_the_routes_of_the_cars_in_view():
+    env = TrafficJunction(arrival_prob=0.0, see_routes=True)
+    env.reset(seed=0)
+    core = env.core
+    E, base = core.num_entries, 6 + 2 * core.num_entries
+    assert core.obs_dim == TrafficJunction().core.obs_dim + 9 * 2 * E
+    _place(env, 0, route=0, progress=2)  # (3, 2), eastbound
+    _place(env, 1, route=1, progress=2)  # (2, 3), southbound: diagonally ahead
+    obs = core.observe()[0]
+    routes0 = obs[0, base + 18:].reshape(3, 3, 2 * E)
+    assert obs[0, base: base + 9].reshape(3, 3)[0, 2] == 1.0  # a car up and to the right ...
+    own1 = obs[1, 6: 6 + 2 * E]
+    np.testing.assert_array_equal(routes0[0, 2], own1)  # ... with car 1's entry and exit
+    assert routes0.sum() == 2.0  # nothing else, not car 0's own route
+    plain = TrafficJunction(arrival_prob=0.0)
+    plain.reset(seed=0)
+    _place(plain, 0, route=0, progress=2)
+    _place(plain, 1, route=1, progress=2)
+    np.testing.assert_array_equal(obs[:, :base + 18], plain.core.observe()[0])  # the rest as without
+
+
 # ----------------------------------------------------------------- predator-prey
 def _pp(**kw):
     env = PredatorPrey(prey_move_prob=0.0, **kw)
