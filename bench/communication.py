@@ -30,7 +30,9 @@ every seed of the cheap ones, then seed 0 of every long row, then the other seed
   same LSTM agents).
 * ``tj_easy_vision1``: notebook 05's junction (a 3x3 view): CommNet, TarMAC, NoComm.
 * ``tj_ablation``: CommNet on the medium junction with communication limited to 3 cells, and without
-  the skip connection, beside the same CommNet at the same (shorter) budget.
+  the skip connection, beside the same CommNet at the same (shorter) budget; here the cars see only
+  whether the cells around are occupied (``tj_medium`` shows the routes of the cars in view, as the
+  CommNet paper does).
 * ``levers``: lever pulling (CommNet paper Table 1), supervised and REINFORCE.
 * ``predator_prey`` and ``navigation``: CommNet against NoComm.
 
@@ -77,15 +79,16 @@ BENCH_VERSION = 2  # 2: the paper's CommNet (c^0 = 0), recurrent agents, Table 2
 SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "levers", "predator_prey",
             "navigation")
 # easy: IC3Net's public run script gives the cars vision 0 (only their own cell);
-# the kit's default easy junction (notebook 05's) sees the 3x3 cells around (vision 1)
+# the kit's default easy junction (notebook 05's) sees the 3x3 cells around (vision 1).
+# medium: the CommNet paper's observation, the routes of the cars in view too (see_routes).
 TASKS = {"tj_easy": task("traffic_junction_easy", vision=0), "tj_easy_vision1": task("traffic_junction_easy"),
-         "tj_medium": task("traffic_junction_medium"),
+         "tj_medium": task("traffic_junction_medium", see_routes=True),
          "tj_hard": task("traffic_junction_hard"), "tj_ablation": task("traffic_junction_medium"),
          "levers": task("levers"), "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
 # evaluated at the final arrival probability of the curriculum, where the papers evaluate
 EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arrival_prob=0.3),
               "tj_easy_vision1": task("traffic_junction_easy", arrival_prob=0.3),
-              "tj_medium": task("traffic_junction_medium", arrival_prob=0.2),
+              "tj_medium": task("traffic_junction_medium", see_routes=True, arrival_prob=0.2),
               "tj_hard": task("traffic_junction_hard", arrival_prob=0.05),
               "tj_ablation": task("traffic_junction_medium", arrival_prob=0.2),
               "levers": task("levers", obs_type="index")}  # ids as indices: CommNet's lookup table, same rounds
@@ -430,7 +433,7 @@ def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
     core = TASKS[section].batched(1).core
     metric = "success" if section == "tj_hard" else "failure"  # as the papers report them
     lines = [f"**{title}** ({core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
-             f"{core.vision}, arrival "
+             f"{core.vision}{' with the routes of the cars in view' if core.see_routes else ''}, arrival "
              f"probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the first half of training, "
              f"evaluated at {core.arrival_prob_max}; {result['cpu_hours'].get(section, 0):.1f} CPU hours): failure = "
              "share of episodes with a collision, success = 100 − failure, 2,048 episodes per seed, mean ± sd over "

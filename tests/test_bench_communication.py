@@ -70,6 +70,7 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     text = bench.markdown(result)
     medium = text.split("**Traffic junction, medium**")[1].split("\n**")[0]  # the medium table only
     row = {line.split(" | ")[0].lstrip("| "): line for line in medium.splitlines() if line.startswith("| ")}
+    assert "vision 1 with the routes of the cars in view" in medium  # the CommNet paper's observation
     assert "| 2 | 2.2 | – | 15.0 ± 7.1 | 15.0 ± 7.1 | 16.50 |" in row["CommNet"]
     assert "| 1 | 2.2 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["CommNet, the paper's budget"]
     assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
