@@ -33,6 +33,8 @@ every seed of the cheap ones, then seed 0 of every long row, then the other seed
   the skip connection, beside the same CommNet at the same (shorter) budget; here the cars see only
   whether the cells around are occupied (``tj_medium`` shows the routes of the cars in view, as the
   CommNet paper does).
+* ``tj_routes``: CommNet and NoComm at the ablations' budget on the medium junction with the routes of
+  the cars in view, beside the same rows of ``tj_ablation`` (occupancy only): what seeing does.
 * ``levers``: lever pulling (CommNet paper Table 1), supervised and REINFORCE.
 * ``predator_prey`` and ``navigation``: CommNet against NoComm.
 
@@ -76,7 +78,7 @@ RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
 RUNS = ROOT / "bench" / "runs" / "communication"
 BENCH_VERSION = 2  # 2: the paper's CommNet (c^0 = 0), recurrent agents, Table 2's baselines (issue 20)
-SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "levers", "predator_prey",
+SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "tj_routes", "levers", "predator_prey",
             "navigation")
 # easy: IC3Net's public run script gives the cars vision 0 (only their own cell);
 # the kit's default easy junction (notebook 05's) sees the 3x3 cells around (vision 1).
@@ -84,6 +86,7 @@ SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation",
 TASKS = {"tj_easy": task("traffic_junction_easy", vision=0), "tj_easy_vision1": task("traffic_junction_easy"),
          "tj_medium": task("traffic_junction_medium", see_routes=True),
          "tj_hard": task("traffic_junction_hard"), "tj_ablation": task("traffic_junction_medium"),
+         "tj_routes": task("traffic_junction_medium", see_routes=True),
          "levers": task("levers"), "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
 # evaluated at the final arrival probability of the curriculum, where the papers evaluate
 EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arrival_prob=0.3),
@@ -91,8 +94,10 @@ EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arriva
               "tj_medium": task("traffic_junction_medium", see_routes=True, arrival_prob=0.2),
               "tj_hard": task("traffic_junction_hard", arrival_prob=0.05),
               "tj_ablation": task("traffic_junction_medium", arrival_prob=0.2),
+              "tj_routes": task("traffic_junction_medium", see_routes=True, arrival_prob=0.2),
               "levers": task("levers", obs_type="index")}  # ids as indices: CommNet's lookup table, same rounds
-HORIZON = {"tj_easy": 20, "tj_easy_vision1": 20, "tj_medium": 40, "tj_hard": 80, "tj_ablation": 40, "predator_prey": 40,
+HORIZON = {"tj_easy": 20, "tj_easy_vision1": 20, "tj_medium": 40, "tj_hard": 80, "tj_ablation": 40, "tj_routes": 40,
+           "predator_prey": 40,
            "navigation": 40}
 
 
@@ -112,6 +117,7 @@ EASY = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, 
                         **_steps("tj_easy", 4000, 256))
 MEDIUM = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, entropy_until=0.6,
                           **_steps("tj_medium", 6000, 256))
+SHORT = dataclasses.replace(MEDIUM, **_steps("tj_medium", 1000, 256))  # the ablations' budget
 # The CommNet paper's budget on medium (papers.COMMNET_TJ_MEDIUM_SCRIPT: 8.64 M episodes, 5.6x MEDIUM's),
 # everything else as MEDIUM: does the budget alone close the gap?  One seed.
 _PAPER_EPISODES = math.prod(papers.COMMNET_TJ_MEDIUM_SCRIPT[k] for k in ("epochs", "updates_per_epoch",
@@ -133,9 +139,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
                   "CommNet, paper budget": MEDIUM_PAPER_BUDGET},
     "tj_hard": {"TarMAC": dataclasses.replace(HARD, model="tarmac_lstm"),
                 "NoComm": dataclasses.replace(HARD, model="nocomm_lstm")},
-    "tj_ablation": {"CommNet": dataclasses.replace(MEDIUM, **_steps("tj_medium", 1000, 256)),
-                    "CommNet, range 3": dataclasses.replace(MEDIUM, comm_range=3.0, **_steps("tj_medium", 1000, 256)),
-                    "CommNet, no skip": dataclasses.replace(MEDIUM, skip=False, **_steps("tj_medium", 1000, 256))},
+    "tj_ablation": {"CommNet": SHORT, "CommNet, range 3": dataclasses.replace(SHORT, comm_range=3.0),
+                    "CommNet, no skip": dataclasses.replace(SHORT, skip=False),
+                    "NoComm": dataclasses.replace(SHORT, model="nocomm")},
+    "tj_routes": {"CommNet": SHORT, "NoComm": dataclasses.replace(SHORT, model="nocomm")},
     "levers": {f"{label}/{mode}": levers.Config(hidden=128, batch=512, comm_steps=3, mode=mode, model=model,
                                                 total_steps=2500 * 512, log_every=125 * 512)
                for label, model in (("CommNet", "commnet"), ("NoComm", "nocomm"))
@@ -544,6 +551,7 @@ def markdown(result: dict[str, Any]) -> str:
                            ("tj_medium", "Traffic junction, medium"), ("tj_hard", "Traffic junction, hard")):
         lines += tj_table(result, section, title)
     lines += tj_table(result, "tj_ablation", "Ablations on the medium junction (CommNet)")
+    lines += tj_table(result, "tj_routes", "Ablation: the routes of the cars in view (medium, the ablations' budget)")
     for section, title in (("tj_easy", "Easy, vision 0"), ("tj_medium", "Medium"), ("tj_hard", "Hard")):
         lines += curve_table(result, section, title)
     lines += ["**Targets of issue 20** (`targets` in the JSON): " + "; ".join(
@@ -626,7 +634,8 @@ def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dic
 
 
 # ------------------------------------------------------------------------ main
-CHEAP = ("tj_easy_vision1", "levers", "predator_prey", "navigation", "tj_easy")  # minutes per run: first
+CHEAP = ("tj_easy_vision1", "levers", "predator_prey", "navigation", "tj_easy", "tj_ablation",
+         "tj_routes")  # minutes per run: first
 
 
 def _jobs(sections: list[str], seeds: int) -> dict[str, tuple]:
