@@ -518,6 +518,13 @@ grid is 6x6 (ours 7x7, so that the one-way roads cross in the middle cell).  Our
 are 64 wide (128 in IC3Net) to fit the CPU budget.  Our evaluation is 2,048 fresh episodes per seed at the
 final arrival probability, greedy and sampled; the papers report the success of the training episodes or
 of sampled runs.
+
+**What a car sees.**  The CommNet code builds its observation from MazeBase items: a car's 3x3 view lists
+the attributes of every car in it, its route among them (games/Traffic.lua sets ``attr.route``), so its
+cars can tell a car about to turn across them from one that is not.  IC3Net's junction (which the TarMAC
+paper uses) shows only how many cars are in each cell.  The medium table uses the CommNet paper's view
+(``see_routes=True``); easy (vision 0: nothing in view) and hard (the TarMAC paper's junction) show
+occupancy.  The ``tj_routes`` table measures what the routes change at the ablations' budget.
 """
 
 
@@ -550,7 +557,7 @@ def markdown(result: dict[str, Any]) -> str:
                            ("tj_easy_vision1", "Traffic junction, easy, vision 1 (notebook 05's junction)"),
                            ("tj_medium", "Traffic junction, medium"), ("tj_hard", "Traffic junction, hard")):
         lines += tj_table(result, section, title)
-    lines += tj_table(result, "tj_ablation", "Ablations on the medium junction (CommNet)")
+    lines += tj_table(result, "tj_ablation", "Ablations on the medium junction, cars seeing occupancy only")
     lines += tj_table(result, "tj_routes", "Ablation: the routes of the cars in view (medium, the ablations' budget)")
     for section, title in (("tj_easy", "Easy, vision 0"), ("tj_medium", "Medium"), ("tj_hard", "Hard")):
         lines += curve_table(result, section, title)
