@@ -25,9 +25,8 @@ every seed of the cheap ones, then seed 0 of every long row, then the other seed
   curriculum; greedy and sampled evaluation on 2,048 episodes at the final arrival probability
   (``EVAL_TASKS``): failure (an episode with a collision), success and cars through; the reference
   policies on the same episodes.  Easy and medium: CommNet, NoComm and the CommNet paper's fully-connected
-  and discrete-communication baselines (and TarMAC on easy); medium also CommNet at the CommNet paper's
-  budget (5.6x longer, one seed: ``ROW_SEEDS``); hard: TarMAC (LSTM agents, 2 rounds) and NoComm (the
-  same LSTM agents).
+  and discrete-communication baselines (and TarMAC on easy); hard: TarMAC (LSTM agents, 2 rounds) and
+  NoComm (the same LSTM agents).
 * ``tj_easy_vision1``: notebook 05's junction (a 3x3 view): CommNet, TarMAC, NoComm.
 * ``tj_ablation``: CommNet on the medium junction with communication limited to 3 cells, and without
   the skip connection, beside the same CommNet at the same (shorter) budget; here the cars see only
@@ -47,7 +46,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
@@ -118,11 +116,6 @@ EASY = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, 
 MEDIUM = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "entropy_coef": 0.1}, entropy_until=0.6,
                           **_steps("tj_medium", 6000, 256))
 SHORT = dataclasses.replace(MEDIUM, **_steps("tj_medium", 1000, 256))  # the ablations' budget
-# The CommNet paper's budget on medium (papers.COMMNET_TJ_MEDIUM_SCRIPT: 8.64 M episodes, 5.6x MEDIUM's),
-# everything else as MEDIUM: does the budget alone close the gap?  One seed.
-_PAPER_EPISODES = math.prod(papers.COMMNET_TJ_MEDIUM_SCRIPT[k] for k in ("epochs", "updates_per_epoch",
-                                                                          "episodes_per_update"))
-MEDIUM_PAPER_BUDGET = dataclasses.replace(MEDIUM, **_steps("tj_medium", _PAPER_EPISODES // 256, 256))
 # hard: LSTM agents, 128 episodes of 80 steps per update (the backward pass through 80 steps of 20 slots)
 HARD = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "num_envs": 128, "entropy_coef": 0.05}, entropy_until=0.8,
                         **_steps("tj_hard", 3000, 128))
@@ -135,8 +128,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
                         "NoComm": dataclasses.replace(EASY_V1, model="nocomm")},
     "tj_medium": {"CommNet": MEDIUM, "FullyConnected": dataclasses.replace(MEDIUM, model="fully_connected"),
                   "Discrete": dataclasses.replace(MEDIUM, model="discrete"),
-                  "NoComm": dataclasses.replace(MEDIUM, model="nocomm"),
-                  "CommNet, paper budget": MEDIUM_PAPER_BUDGET},
+                  "NoComm": dataclasses.replace(MEDIUM, model="nocomm")},
     "tj_hard": {"TarMAC": dataclasses.replace(HARD, model="tarmac_lstm"),
                 "NoComm": dataclasses.replace(HARD, model="nocomm_lstm")},
     "tj_ablation": {"CommNet": SHORT, "CommNet, range 3": dataclasses.replace(SHORT, comm_range=3.0),
@@ -154,7 +146,6 @@ CONFIGS: dict[str, dict[str, Any]] = {
                                        entropy_coef=0.05, entropy_end=0.0, reward_scale=0.1, curriculum_until=0.0,
                                        **_steps("navigation", 600, 32)) for m in ("CommNet", "NoComm")},
 }
-ROW_SEEDS = {("tj_medium", "CommNet, paper budget"): 1}  # rows with fewer seeds than --seeds (2.3 CPU h each)
 # the headline keys of the results file: (section, row) -> key stem
 HEADLINE = {("tj_easy", "CommNet"): "tj_easy_failure_commnet", ("tj_easy", "TarMAC"): "tj_easy_failure_tarmac",
             ("tj_easy", "NoComm"): "tj_easy_failure_nocomm",
@@ -400,16 +391,14 @@ PAPER = {
     "tj_medium": {"failure": {"NoComm": papers.TJ_MEDIUM_FAILURE_PAPER["independent"],
                               "FullyConnected": papers.TJ_MEDIUM_FAILURE_PAPER["fully connected"],
                               "Discrete": papers.TJ_MEDIUM_FAILURE_PAPER["discrete comm."],
-                              "CommNet": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"],
-                              "CommNet, paper budget": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"]},
+                              "CommNet": papers.TJ_MEDIUM_FAILURE_PAPER["CommNet"]},
                   "success": {}, "source": "CommNet paper Table 2 (the main version, MLP modules)"},
     "tj_hard": {"failure": {}, "success": {"NoComm": papers.TJ_HARD_SUCCESS_PAPER["no communication"],
                                            "TarMAC": papers.TJ_HARD_SUCCESS_PAPER["TarMAC (2 rounds)"]},
                 "source": "TarMAC paper (Das et al. 2019), traffic junction hard, TarMAC with 2 rounds"},
 }
 LABELS = {"CommNet": "CommNet", "TarMAC": "TarMAC", "NoComm": "NoComm (independent)",
-          "FullyConnected": "fully connected", "Discrete": "discrete communication",
-          "CommNet, paper budget": "CommNet, the paper's budget"}
+          "FullyConnected": "fully connected", "Discrete": "discrete communication"}
 
 
 def describe(section: str, label: str) -> str:
@@ -513,7 +502,7 @@ minutes): 55% failure (45% success), falling; hence 3,000 updates.
 (papers.IC3NET_TJ_EASY_SCRIPT) runs 2,000 epochs x 10 updates x 8,000 steps = 160 M env steps per run,
 with 128-unit LSTM agents and RMSprop; the CommNet code's medium script (papers.COMMNET_TJ_MEDIUM_SCRIPT)
 trains on 8.64 M episodes (346 M steps) with RMSprop and no entropy bonus.  Our easy runs take 20 M steps,
-medium 61 M (one CommNet run at the paper's 346 M), hard 31 M.  IC3Net's easy
+medium 61 M, hard 31 M.  IC3Net's easy
 grid is 6x6 (ours 7x7, so that the one-way roads cross in the middle cell).  Our agents' hidden states
 are 64 wide (128 in IC3Net) to fit the CPU budget.  Our evaluation is 2,048 fresh episodes per seed at the
 final arrival probability, greedy and sampled; the papers report the success of the training episodes or
@@ -648,8 +637,7 @@ CHEAP = ("tj_easy_vision1", "levers", "predator_prey", "navigation", "tj_easy", 
 def _jobs(sections: list[str], seeds: int) -> dict[str, tuple]:
     """Run key -> (section, label, seed), in the order they run: every seed of the cheap sections,
     then every row's seed 0 of the long ones (medium, hard, ablations), then their other seeds."""
-    jobs = [(section, label, seed) for section in sections for seed in range(seeds) for label in CONFIGS[section]
-            if seed < ROW_SEEDS.get((section, label), seeds)]
+    jobs = [(section, label, seed) for section in sections for seed in range(seeds) for label in CONFIGS[section]]
     order = {section: i for i, section in reversed(list(enumerate(CHEAP + SECTIONS)))}  # first place counts
 
     def phase(job):

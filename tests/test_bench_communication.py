@@ -18,20 +18,8 @@ def test_cheap_runs_first_then_seed_0_of_every_long_row_then_the_other_seeds(ben
     rest = keys[3 * len(levers):]
     seed_0 = [f"tj_medium/{label}/0" for label in medium] + [f"tj_hard/{label}/0" for label in hard]
     assert rest[:len(seed_0)] == seed_0  # the sections' own order, whatever order they were asked in
-    one_seed = [label for label in medium if bench.ROW_SEEDS.get(("tj_medium", label)) == 1]
-    assert one_seed == ["CommNet, paper budget"]
-    assert [k for k in rest if k.startswith("tj_medium/CommNet, paper budget/")] == ["tj_medium/CommNet, paper budget/0"]
-    assert rest[len(seed_0):] == ([f"tj_medium/{label}/{seed}" for seed in (1, 2) for label in medium
-                                   if label not in one_seed]
+    assert rest[len(seed_0):] == ([f"tj_medium/{label}/{seed}" for seed in (1, 2) for label in medium]
                                   + [f"tj_hard/{label}/{seed}" for seed in (1, 2) for label in hard])
-
-
-def test_the_paper_budget_row_is_medium_commnet_trained_on_the_papers_episodes(bench):
-    row, base = bench.CONFIGS["tj_medium"]["CommNet, paper budget"], bench.CONFIGS["tj_medium"]["CommNet"]
-    episodes = row.total_steps // bench.HORIZON["tj_medium"]
-    assert episodes == 300 * 100 * 288  # the CommNet code's crossing script: epochs x updates x episodes
-    assert {k: v for k, v in vars(row).items() if k not in ("total_steps", "log_every")} == \
-        {k: v for k, v in vars(base).items() if k not in ("total_steps", "log_every")}
 
 
 def test_targets_are_met_missed_or_not_yet_measured(bench):
@@ -60,22 +48,23 @@ def _run(failure: float, cars: float) -> dict:
 def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatch):
     monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
     runs = {"tj_medium/CommNet/0": _run(0.10, 17.0), "tj_medium/CommNet/1": _run(0.20, 16.0),
-            "tj_medium/CommNet, paper budget/0": _run(0.03, 17.2)}
+            "tj_medium/Discrete/0": _run(0.03, 17.2)}
     result = bench.build(runs, {}, "communication.py --summary")
     assert result["tj_medium_failure_commnet"] == pytest.approx(15.0)
     assert result["tj_medium_seeds_commnet"] == 2
     assert result["tj_medium_failure_nocomm"] is None
     assert result["targets"]["medium: CommNet below NoComm by at least 3x"] is None
     assert result["cpu_hours"] == {"tj_medium": 3.0}
+    assert result["targets"]["medium: CommNet below fully connected and discrete"] is None  # no fully connected
     text = bench.markdown(result)
     medium = text.split("**Traffic junction, medium**")[1].split("\n**")[0]  # the medium table only
     row = {line.split(" | ")[0].lstrip("| "): line for line in medium.splitlines() if line.startswith("| ")}
     assert "vision 1 with the routes of the cars in view" in medium  # the CommNet paper's observation
     assert "| 2 | 2.2 | – | 15.0 ± 7.1 | 15.0 ± 7.1 | 16.50 |" in row["CommNet"]
-    assert "| 1 | 2.2 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["CommNet, the paper's budget"]
+    assert "| 1 | 15.8 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["discrete communication"]
     assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
     assert "medium: CommNet failure <= 5%: missed" in text
     curves = text.split("**Medium: learning curves**")[1].split("\n**")[0]
     assert "| CommNet | 2 | 50.0 | 50.0 | 40.0 | 30.0 | 15.0 |" in curves  # row k of 4 is at k/4 of the run
-    assert "| CommNet, the paper's budget | 1 | 50.0 | 50.0 | 40.0 | 30.0 | 3.0 |" in curves
+    assert "| discrete communication | 1 | 50.0 | 50.0 | 40.0 | 30.0 | 3.0 |" in curves
     assert "NoComm" not in curves and "**Hard: learning curves**" not in text  # nothing measured, no row
