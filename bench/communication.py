@@ -47,6 +47,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -348,34 +349,45 @@ def headline(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def targets(head: dict[str, Any], references: dict[str, Any]) -> dict[str, Any]:
-    """Issue 20's targets, each ``True`` (met), ``False`` (missed) or ``None`` (not measured yet)."""
-    def get(k):
-        return head.get(k)
-
-    def check(fn, *keys):
-        return None if any(get(k) is None for k in keys) else bool(fn(*[get(k) for k in keys]))
-
+def _target_checks(references: dict[str, Any]) -> dict[str, tuple]:
+    """Issue 20's targets: name -> (test, the headline keys it reads)."""
     heur = references.get("tj_easy", {}).get("heuristic", {}).get("cars_completed")
     near = (lambda cars: heur is not None and abs(cars - heur) <= 0.05 * heur)
     return {
         "easy: CommNet failure <= 1% and cars through within 5% of the heuristic":
-            check(lambda f, c: f <= 1.0 and near(c), "tj_easy_failure_commnet", "tj_easy_cars_commnet"),
+            (lambda f, c: f <= 1.0 and near(c), ("tj_easy_failure_commnet", "tj_easy_cars_commnet")),
         "easy: TarMAC failure <= 1% and cars through within 5% of the heuristic":
-            check(lambda f, c: f <= 1.0 and near(c), "tj_easy_failure_tarmac", "tj_easy_cars_tarmac"),
+            (lambda f, c: f <= 1.0 and near(c), ("tj_easy_failure_tarmac", "tj_easy_cars_tarmac")),
         "easy: NoComm failure above CommNet's and TarMAC's":
-            check(lambda n, c, t: n > c and n > t, "tj_easy_failure_nocomm", "tj_easy_failure_commnet",
-                  "tj_easy_failure_tarmac"),
-        "medium: CommNet failure <= 5%": check(lambda f: f <= 5.0, "tj_medium_failure_commnet"),
+            (lambda n, c, t: n > c and n > t, ("tj_easy_failure_nocomm", "tj_easy_failure_commnet",
+                                               "tj_easy_failure_tarmac")),
+        "medium: CommNet failure <= 5%": (lambda f: f <= 5.0, ("tj_medium_failure_commnet",)),
         "medium: CommNet below fully connected and discrete":
-            check(lambda c, fc, d: c < fc and c < d, "tj_medium_failure_commnet", "tj_medium_failure_fully_connected",
-                  "tj_medium_failure_discrete"),
+            (lambda c, fc, d: c < fc and c < d, ("tj_medium_failure_commnet", "tj_medium_failure_fully_connected",
+                                                 "tj_medium_failure_discrete")),
         "medium: CommNet below NoComm by at least 3x":
-            check(lambda c, n: 3 * c <= n, "tj_medium_failure_commnet", "tj_medium_failure_nocomm"),
-        "hard: TarMAC success >= 90%": check(lambda s: s >= 90.0, "tj_hard_success_tarmac"),
-        "hard: TarMAC success above NoComm": check(lambda t, n: t > n, "tj_hard_success_tarmac",
-                                                   "tj_hard_success_nocomm"),
+            (lambda c, n: 3 * c <= n, ("tj_medium_failure_commnet", "tj_medium_failure_nocomm")),
+        "hard: TarMAC success >= 90%": (lambda s: s >= 90.0, ("tj_hard_success_tarmac",)),
+        "hard: TarMAC success above NoComm": (lambda t, n: t > n, ("tj_hard_success_tarmac", "tj_hard_success_nocomm")),
     }
+
+
+def targets(head: dict[str, Any], references: dict[str, Any]) -> dict[str, Any]:
+    """Issue 20's targets, each ``True`` (met), ``False`` (missed) or ``None`` (not measured yet)."""
+    return {name: None if any(head.get(k) is None for k in keys) else bool(test(*[head[k] for k in keys]))
+            for name, (test, keys) in _target_checks(references).items()}
+
+
+def target_seeds(head: dict[str, Any], references: dict[str, Any]) -> dict[str, int]:
+    """The seeds behind each target: the fewest of the rows it reads (0: not measured)."""
+    return {name: min(head.get(re.sub(r"_(failure|success|cars)_", "_seeds_", k)) or 0 for k in keys)
+            for name, (_, keys) in _target_checks(references).items()}
+
+
+def target_verdict(met: Any, seeds: int, planned: int = 3) -> str:
+    """'met', 'missed' or 'not yet measured', with the seeds when fewer than planned."""
+    word = "met" if met else "missed" if met is not None else "not yet measured"
+    return word if met is None or seeds >= planned else f"{word} ({seeds} of {planned} seeds so far)"
 
 
 PAPER = {
@@ -551,8 +563,7 @@ def markdown(result: dict[str, Any]) -> str:
     for section, title in (("tj_easy", "Easy, vision 0"), ("tj_medium", "Medium"), ("tj_hard", "Hard")):
         lines += curve_table(result, section, title)
     lines += ["**Targets of issue 20** (`targets` in the JSON): " + "; ".join(
-        f"{k}: {'met' if v else 'missed' if v is not None else 'not yet measured'}"
-        for k, v in result["targets"].items()) + ".", ""]
+        f"{k}: {target_verdict(v, result['target_seeds'][k])}" for k, v in result["targets"].items()) + ".", ""]
     lines += easy_reading(result)
     lev = s.get("levers", {})
     if lev:
@@ -610,7 +621,8 @@ def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dic
                                         "tj_hard_success_*": "percent of episodes without a collision (as above)",
                                         "lever_*": "(#distinct - 1)/(m - 1); CommNet greedy pulls, independent "
                                                    "sampled pulls"},
-                              "targets": targets(head, references), "paper": PAPER, "summary": summary,
+                              "targets": targets(head, references),
+                              "target_seeds": target_seeds(head, references), "paper": PAPER, "summary": summary,
                               "references": references,
                               "settings": {"version": BENCH_VERSION, "eval_episodes": EVAL_EPISODES,
                                            "eval_rounds": EVAL_ROUNDS, "eval_seed": EVAL_SEED,

@@ -33,6 +33,9 @@ def test_targets_are_met_missed_or_not_yet_measured(bench):
     assert t["medium: CommNet below fully connected and discrete"] is False  # fully connected is lower
     assert t["easy: CommNet failure <= 1% and cars through within 5% of the heuristic"] is False  # 7% fewer cars
     assert t["hard: TarMAC success >= 90%"] is None and t["hard: TarMAC success above NoComm"] is None
+    seeds = bench.target_seeds({**head, "tj_medium_seeds_commnet": 3, "tj_medium_seeds_nocomm": 1}, references)
+    assert seeds["medium: CommNet below NoComm by at least 3x"] == 1 and seeds["medium: CommNet failure <= 5%"] == 3
+    assert bench.target_verdict(True, 3) == "met" and bench.target_verdict(None, 0) == "not yet measured"
     t = bench.targets({**head, "tj_medium_failure_nocomm": 11.9, "tj_easy_cars_commnet": 6.7}, references)
     assert t["medium: CommNet below NoComm by at least 3x"] is False
     assert t["easy: CommNet failure <= 1% and cars through within 5% of the heuristic"] is True
@@ -63,7 +66,8 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     assert "| 2 | 2.2 | – | 15.0 ± 7.1 | 15.0 ± 7.1 | 16.50 |" in row["CommNet"]
     assert "| 1 | 15.8 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["discrete communication"]
     assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
-    assert "medium: CommNet failure <= 5%: missed" in text
+    assert "medium: CommNet failure <= 5%: missed (2 of 3 seeds so far)" in text
+    assert result["target_seeds"]["medium: CommNet below fully connected and discrete"] == 0
     curves = text.split("**Medium: learning curves**")[1].split("\n**")[0]
     assert "| CommNet | 2 | 50.0 | 50.0 | 40.0 | 30.0 | 15.0 |" in curves  # row k of 4 is at k/4 of the run
     assert "| discrete communication | 1 | 50.0 | 50.0 | 40.0 | 30.0 | 3.0 |" in curves
