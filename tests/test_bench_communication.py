@@ -66,6 +66,7 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     assert "| 2 | 2.2 | – | 15.0 ± 7.1 | 15.0 ± 7.1 | 16.50 |" in row["CommNet"]
     assert "| 1 | 15.8 | – | 3.0 ± 0.0 | 3.0 ± 0.0 | 17.20 |" in row["discrete communication"]
     assert "| 0 | – | – | not yet measured |" in row["NoComm (independent)"]
+    assert result["target_verdicts"]["medium: CommNet failure <= 5%"] == "missed (2 of 3 seeds so far)"
     assert "medium: CommNet failure <= 5%: missed (2 of 3 seeds so far)" in text
     assert result["target_seeds"]["medium: CommNet below fully connected and discrete"] == 0
     curves = text.split("**Medium: learning curves**")[1].split("\n**")[0]
