@@ -499,3 +499,19 @@ def test_lever_policy_greedy_and_sampled_on_a_uniform_policy():
     assert greedy.metrics["distinct_score"].mean() == 0.0, "argmax of equal logits: everyone pulls lever 0"
     onehot = evaluate(policy, "levers", 64, seed=0, num_envs=64)     # one-hot ids through the encoder
     assert onehot.metrics["distinct_score"].mean() == 0.0
+
+
+def test_lstm_present_runs_the_cell_on_the_present_agents_only():
+    torch.manual_seed(5)
+    cell = torch.nn.LSTMCell(4, 3)
+    inp, h, m = torch.randn(2, 3, 4, requires_grad=True), torch.randn(2, 3, 3), torch.randn(2, 3, 3)
+    alive = torch.tensor([[True, False, True], [False, False, True]])
+    new_h, new_m = commnet.lstm_present(cell, inp, (h, m), alive)
+    full_h, full_m = cell(inp.reshape(6, 4), (h.reshape(6, 3), m.reshape(6, 3)))
+    keep = alive.reshape(6, 1)
+    assert torch.allclose(new_h.reshape(6, 3), full_h * keep, atol=1e-6)
+    assert torch.allclose(new_m.reshape(6, 3), full_m * keep, atol=1e-6), "absent slots keep no memory"
+    new_h.sum().backward()
+    assert (inp.grad[~alive] == 0).all() and (inp.grad[alive] != 0).any(), "the gradient reaches present inputs only"
+    nobody = commnet.lstm_present(cell, inp, (h, m), torch.zeros(2, 3, dtype=torch.bool))
+    assert nobody[0].shape == (2, 3, 3) and (nobody[0] == 0).all()

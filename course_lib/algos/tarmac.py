@@ -32,6 +32,8 @@ import math
 import torch
 from torch import nn
 
+from course_lib.algos.commnet import lstm_present
+
 __all__ = ["attention_weights", "TarMACRound", "TarMAC", "RecurrentTarMAC", "junction_attention"]
 
 
@@ -168,12 +170,9 @@ class RecurrentTarMAC(nn.Module):
         attention = []
         for comm, weights in zip(self.comm, self.comm_weights):
             message, a = comm(h, alive)
-            h, m = self.cell((x + weights(message)).reshape(B * N, -1), (h.reshape(B * N, -1), m.reshape(B * N, -1)))
-            h, m = h.reshape(B, N, -1), m.reshape(B, N, -1)
+            h, m = lstm_present(self.cell, x + weights(message), (h, m), alive)
             attention.append(a.detach())
         self.last_attention = attention
-        keep = alive.to(h.dtype)[..., None]
-        h, m = h * keep, m * keep
         return self.decoder(h), self.value_head(h).squeeze(-1), (h, m)
 
     def extra_repr(self) -> str:
