@@ -32,8 +32,13 @@ every seed of the cheap ones, then seed 0 of every long row, then the other seed
   the skip connection, beside the same CommNet and NoComm at the same (shorter) budget; here the cars see only
   whether the cells around are occupied (``tj_medium`` shows the routes of the cars in view, as the
   CommNet paper does).
-* ``tj_routes``: CommNet and NoComm at the ablations' budget on the medium junction with the routes of
-  the cars in view, beside the same rows of ``tj_ablation`` (occupancy only): what seeing does.
+* ``tj_routes``: CommNet, NoComm and fully connected at the ablations' budget on the medium junction
+  with the routes of the cars in view, beside the same rows of ``tj_ablation`` (occupancy only): what
+  seeing does.
+* ``tj_slots``: the fully-connected baseline as the CommNet code runs it, at the same budget on the same
+  junction: a new car takes a random free slot (``random_slots``; ours take the first free one) and
+  every slot has its own action and value heads (``fully_connected_slots``).  Beside ``tj_routes``'
+  fully-connected row: does the code's set-up explain the paper's weak baseline?
 * ``levers``: lever pulling (CommNet paper Table 1), supervised and REINFORCE.
 * ``predator_prey`` and ``navigation``: CommNet against NoComm.
 
@@ -77,8 +82,8 @@ RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
 RUNS = ROOT / "bench" / "runs" / "communication"
 BENCH_VERSION = 2  # 2: the paper's CommNet (c^0 = 0), recurrent agents, Table 2's baselines (issue 20)
-SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "tj_routes", "levers", "predator_prey",
-            "navigation")
+SECTIONS = ("tj_easy", "tj_easy_vision1", "tj_medium", "tj_hard", "tj_ablation", "tj_routes", "tj_slots", "levers",
+            "predator_prey", "navigation")
 # easy: IC3Net's public run script gives the cars vision 0 (only their own cell);
 # the kit's default easy junction (notebook 05's) sees the 3x3 cells around (vision 1).
 # medium: the CommNet paper's observation, the routes of the cars in view too (see_routes).
@@ -86,6 +91,7 @@ TASKS = {"tj_easy": task("traffic_junction_easy", vision=0), "tj_easy_vision1": 
          "tj_medium": task("traffic_junction_medium", see_routes=True),
          "tj_hard": task("traffic_junction_hard"), "tj_ablation": task("traffic_junction_medium"),
          "tj_routes": task("traffic_junction_medium", see_routes=True),
+         "tj_slots": task("traffic_junction_medium", see_routes=True, random_slots=True),
          "levers": task("levers"), "predator_prey": task("predator_prey"), "navigation": task("navigation", **TUNED)}
 # evaluated at the final arrival probability of the curriculum, where the papers evaluate
 EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arrival_prob=0.3),
@@ -94,9 +100,10 @@ EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arriva
               "tj_hard": task("traffic_junction_hard", arrival_prob=0.05),
               "tj_ablation": task("traffic_junction_medium", arrival_prob=0.2),
               "tj_routes": task("traffic_junction_medium", see_routes=True, arrival_prob=0.2),
+              "tj_slots": task("traffic_junction_medium", see_routes=True, random_slots=True, arrival_prob=0.2),
               "levers": task("levers", obs_type="index")}  # ids as indices: CommNet's lookup table, same rounds
 HORIZON = {"tj_easy": 20, "tj_easy_vision1": 20, "tj_medium": 40, "tj_hard": 80, "tj_ablation": 40, "tj_routes": 40,
-           "predator_prey": 40,
+           "tj_slots": 40, "predator_prey": 40,
            "navigation": 40}
 
 
@@ -135,7 +142,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "tj_ablation": {"CommNet": SHORT, "CommNet, range 3": dataclasses.replace(SHORT, comm_range=3.0),
                     "CommNet, no skip": dataclasses.replace(SHORT, skip=False),
                     "NoComm": dataclasses.replace(SHORT, model="nocomm")},
-    "tj_routes": {"CommNet": SHORT, "NoComm": dataclasses.replace(SHORT, model="nocomm")},
+    "tj_routes": {"CommNet": SHORT, "NoComm": dataclasses.replace(SHORT, model="nocomm"),
+                  "FullyConnected": dataclasses.replace(SHORT, model="fully_connected")},
+    "tj_slots": {"FullyConnected, the CommNet code's": dataclasses.replace(SHORT, model="fully_connected_slots")},
     "levers": {f"{label}/{mode}": levers.Config(hidden=128, batch=512, comm_steps=3, mode=mode, model=model,
                                                 total_steps=2500 * 512, log_every=125 * 512)
                for label, model in (("CommNet", "commnet"), ("NoComm", "nocomm"))
@@ -560,6 +569,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines += tj_table(result, section, title)
     lines += tj_table(result, "tj_ablation", "Ablations on the medium junction, cars seeing occupancy only")
     lines += tj_table(result, "tj_routes", "Ablation: the routes of the cars in view (medium, the ablations' budget)")
+    lines += tj_table(result, "tj_slots", "The fully-connected baseline as the CommNet code runs it (random car "
+                                          "slots, a head per slot; medium with routes, the ablations' budget)")
     for section, title in (("tj_easy", "Easy, vision 0"), ("tj_medium", "Medium"), ("tj_hard", "Hard")):
         lines += curve_table(result, section, title)
     lines += ["**Targets of issue 20** (`target_verdicts` in the JSON): " + "; ".join(
@@ -645,7 +656,7 @@ def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dic
 
 # ------------------------------------------------------------------------ main
 CHEAP = ("tj_easy_vision1", "levers", "predator_prey", "navigation", "tj_easy", "tj_ablation",
-         "tj_routes")  # minutes per run: first
+         "tj_routes", "tj_slots")  # minutes per run: first
 
 
 def _jobs(sections: list[str], seeds: int) -> dict[str, tuple]:
@@ -659,6 +670,21 @@ def _jobs(sections: list[str], seeds: int) -> dict[str, tuple]:
         return (0 if section in CHEAP else 1 + min(seed, 1), order[section], seed)
 
     return {f"{section}/{label}/{seed}": (section, label, seed) for section, label, seed in sorted(jobs, key=phase)}
+
+
+def keep_saved(runs: dict[str, Any], references: dict[str, Any], saved: dict[str, Any], redo: list[str]) -> None:
+    """Add to ``runs`` the runs of a results file ``saved`` that are of this file's settings and not
+    being redone (``redo``: key prefixes), and to ``references`` its sections' reference policies;
+    what ``runs`` and ``references`` hold already stays.  Two bench processes on different sections can
+    run at once: each keeps the other's runs when it writes the file."""
+    for key, run in saved.get("runs", {}).items():
+        section, label, seed = parse(key)
+        current = label in CONFIGS.get(section, {}) and run.get("settings") == settings_of(section, label, seed)
+        if current and key not in runs and not any(key.startswith(p) for p in redo):
+            runs[key] = run
+    if saved.get("settings", {}).get("version") == BENCH_VERSION:
+        for section, refs in saved.get("references", {}).items():
+            references.setdefault(section, refs)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -684,21 +710,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out_path = Path(args.out)
     saved = json.loads(out_path.read_text()) if out_path.exists() else {}
     runs: dict[str, Any] = {}
-    for key, run in saved.get("runs", {}).items():  # keep the runs of this file's settings
-        section, label, seed = parse(key)
-        current = label in CONFIGS.get(section, {}) and run.get("settings") == settings_of(section, label, seed)
-        if current and not any(key.startswith(p) for p in args.redo):
-            runs[key] = run
+    references: dict[str, Any] = {}
+    keep_saved(runs, references, saved, args.redo)
     for key, job in _jobs(list(SECTIONS), args.seeds).items():  # --redo: their checkpoints too
         if any(key.startswith(p) for p in args.redo):
             shutil.rmtree(folder_of(args.runs, *job), ignore_errors=True)
-    same = saved.get("settings", {}).get("version") == BENCH_VERSION
-    references = dict(saved.get("references", {})) if same else {}
 
     def save():
+        if out_path.exists():  # another bench process (other sections) may have finished runs since
+            keep_saved(runs, references, json.loads(out_path.read_text()), args.redo)
         result = build(runs, references, command)
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_suffix(".tmp")
+        tmp = out_path.with_suffix(f".{os.getpid()}.tmp")  # two bench processes never share it
         tmp.write_text(json.dumps(result, indent=1) + "\n")
         tmp.replace(out_path)
         Path(args.table).write_text(markdown(result))

@@ -73,3 +73,22 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     assert "| CommNet | 2 | 50.0 | 50.0 | 40.0 | 30.0 | 15.0 |" in curves  # row k of 4 is at k/4 of the run
     assert "| discrete communication | 1 | 50.0 | 50.0 | 40.0 | 30.0 | 3.0 |" in curves
     assert "NoComm" not in curves and "**Hard: learning curves**" not in text  # nothing measured, no row
+
+
+def test_a_save_keeps_the_runs_another_bench_process_wrote(bench):
+    def saved_run(section, label, seed):
+        return {**_run(0.1, 17.0), "settings": bench.settings_of(section, label, seed)}
+
+    mine = {"tj_hard/TarMAC/0": saved_run("tj_hard", "TarMAC", 0)}
+    references = {"tj_hard": {"heuristic": {"failure": 0.0}}}
+    on_disk = {"settings": {"version": bench.BENCH_VERSION},
+               "references": {"tj_hard": {"heuristic": {"failure": 0.5}}, "tj_slots": {"heuristic": {"failure": 0.0}}},
+               "runs": {"tj_slots/FullyConnected, the CommNet code's/0":
+                        saved_run("tj_slots", "FullyConnected, the CommNet code's", 0),
+                        "tj_hard/TarMAC/0": {**saved_run("tj_hard", "TarMAC", 0), "cpu_s": 1.0},
+                        "tj_routes/CommNet/0": {**saved_run("tj_routes", "CommNet", 0), "settings": {"version": 1}},
+                        "tj_routes/NoComm/0": saved_run("tj_routes", "NoComm", 0)}}
+    bench.keep_saved(mine, references, on_disk, redo=["tj_routes/NoComm"])
+    assert sorted(mine) == ["tj_hard/TarMAC/0", "tj_slots/FullyConnected, the CommNet code's/0"]
+    assert mine["tj_hard/TarMAC/0"]["cpu_s"] == 3600.0, "what this process holds stays"
+    assert references == {"tj_hard": {"heuristic": {"failure": 0.0}}, "tj_slots": {"heuristic": {"failure": 0.0}}}

@@ -193,6 +193,22 @@ def test_fully_connected_hears_every_slot_with_its_own_weights():
     assert model.layers[0].in_features == 4 * 8
 
 
+def test_fully_connected_with_slot_heads_acts_through_each_slots_own_head():
+    torch.manual_seed(1)
+    model = commnet.FullyConnected(6, 3, num_agents=4, hidden=8, slot_heads=True)
+    obs = torch.randn(2, 4, 6)
+    logits, values = model(obs)
+    assert logits.shape == (2, 4, 3) and values.shape == (2, 4)
+    h = torch.randn(2, 4, 8)
+    for j in range(4):  # slot j's head is its own nn.Linear
+        head = torch.nn.Linear(8, 3)
+        head.weight.data, head.bias.data = model.decoder.weight[j], model.decoder.bias[j]
+        assert torch.allclose(model.decoder(h)[:, j], head(h[:, j]), atol=1e-6)
+    assert not torch.allclose(model.decoder.weight[0], model.decoder.weight[1])
+    built = reinforce.make_model("fully_connected_slots", 6, 3, reinforce.Config(hidden=8), num_agents=4)
+    assert built.slot_heads and tuple(built.value_head.weight.shape) == (4, 1, 8)
+
+
 def test_discrete_communication_says_one_hot_symbols_and_keeps_their_log_probs():
     torch.manual_seed(2)
     obs, alive = torch.randn(3, 4, 6), torch.tensor([[True, True, False, True]] * 3)

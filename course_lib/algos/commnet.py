@@ -144,19 +144,40 @@ class JunctionReach:
         return f"JunctionReach(size={self.size}, radius={self.radius})"
 
 
+class SlotLinear(nn.Module):
+    """``N`` linear layers side by side: slot ``j`` of ``x [B, N, in]`` through its own
+    ``W_j x_j + b_j``."""
+
+    def __init__(self, num_slots: int, in_features: int, out_features: int):
+        super().__init__()
+        one = [nn.Linear(in_features, out_features) for _ in range(num_slots)]  # nn.Linear's initialisation
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in one]))  # [N, out, in]
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in one]))      # [N, out]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bni,noi->bno", x, self.weight) + self.bias
+
+
 class FullyConnected(CommNet):
     """CommNet paper's *fully-connected* baseline (Table 2): module ``f^k`` is one dense layer
     on the concatenated hidden states of all ``N`` slots (absent slots zeroed), so every agent
     has its own weights on every other slot -- no averaging, no weight sharing between
-    slots.  ``h^{k+1}_j = tanh([W^k (h^k_1, ..., h^k_N)]_j + h^0_j)``.  ``comm_mean`` is not used."""
+    slots.  ``h^{k+1}_j = tanh([W^k (h^k_1, ..., h^k_N)]_j + h^0_j)``.  ``comm_mean`` is not used.
+    ``slot_heads``: every slot has its own action and value heads too (:class:`SlotLinear`),
+    as in the CommNet code (``--fully_connected`` gives each agent its own parameters but
+    the encoder); default: the heads are shared, like CommNet's."""
 
     def __init__(self, obs_dim: int, n_actions: int, num_agents: int, hidden: int = 64, comm_steps: int = 2,
-                 skip: bool = True):
+                 skip: bool = True, slot_heads: bool = False):
         super().__init__(obs_dim, n_actions, hidden, comm_steps=0, comm=False, skip=skip)
         self.num_agents, self.comm_steps = int(num_agents), int(comm_steps)
         width = self.num_agents * self.hidden
         self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(self.comm_steps))
         self.comm_mean = None
+        self.slot_heads = bool(slot_heads)
+        if self.slot_heads:
+            self.decoder = SlotLinear(self.num_agents, self.hidden, self.n_actions)
+            self.value_head = SlotLinear(self.num_agents, self.hidden, 1)
 
     def forward(self, obs: torch.Tensor, alive: torch.Tensor | None = None, reach=None):
         h0 = torch.tanh(self.encode(obs))

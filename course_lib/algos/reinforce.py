@@ -200,6 +200,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "commnet": lambda d, a, cfg, n: CommNet(d, a, cfg.hidden, cfg.comm_steps, skip=_skip(cfg)),
     "nocomm": lambda d, a, cfg, n: CommNet(d, a, cfg.hidden, cfg.comm_steps, comm=False, skip=_skip(cfg)),
     "fully_connected": lambda d, a, cfg, n: FullyConnected(d, a, n, cfg.hidden, cfg.comm_steps, skip=_skip(cfg)),
+    # ... as the CommNet code builds it: every slot its own action and value heads
+    "fully_connected_slots": lambda d, a, cfg, n: FullyConnected(d, a, n, cfg.hidden, cfg.comm_steps, skip=_skip(cfg),
+                                                                 slot_heads=True),
     "discrete": lambda d, a, cfg, n: DiscreteCommNet(d, a, cfg.hidden, cfg.comm_steps, cfg.vocab, skip=_skip(cfg)),
     "tarmac": lambda d, a, cfg, n: TarMAC(d, a, cfg.hidden, cfg.key_dim, cfg.comm_steps),
     # LSTM agents on IC3Net's recurrent loop: comm_steps = passes (TarMAC: rounds) per env step

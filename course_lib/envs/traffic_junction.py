@@ -35,7 +35,10 @@ Dynamics and reward
   since the car arrived (cars leaving in this step pay it too).
 * Then, at every entry point, a new car arrives with the current arrival
   probability if a slot is free and the entry cell is empty; its route is drawn
-  uniformly among the entry's routes.  Arrivals are also drawn at reset.
+  uniformly among the entry's routes.  Arrivals are also drawn at reset.  The new cars
+  take the first free slots, in entry order; with ``random_slots=True`` each takes a
+  free slot at random, as in the CommNet code (``games/Traffic.lua``), so a slot's
+  number tells nothing about its car.
 * Episodes last ``max_steps`` steps (truncation).  An episode *fails* when any
   collision happened (``failure`` / ``success`` metrics); ``collisions`` counts
   car-steps spent in a collision (the penalties paid / 10), ``cars_completed`` the
@@ -159,7 +162,8 @@ class TrafficJunctionCore(BatchCore):
                  max_cars: int | None = None, max_steps: int | None = None,
                  arrival_prob: float | None = None, arrival_prob_min: float | None = None,
                  arrival_prob_max: float | None = None, vision: int = 1,
-                 collision_penalty: float = 10.0, time_penalty: float = 0.01, see_routes: bool = False):
+                 collision_penalty: float = 10.0, time_penalty: float = 0.01, see_routes: bool = False,
+                 random_slots: bool = False):
         super().__init__(num_envs, rng)
         if version not in TJ_VERSIONS:
             raise ValueError(f"version must be one of {sorted(TJ_VERSIONS)}, got {version!r}")
@@ -178,7 +182,7 @@ class TrafficJunctionCore(BatchCore):
         if self.num_agents < 1:
             raise ValueError(f"max_cars must be >= 1, got {max_cars}")
         self.collision_penalty, self.time_penalty = float(collision_penalty), float(time_penalty)
-        self.see_routes = bool(see_routes)
+        self.see_routes, self.random_slots = bool(see_routes), bool(random_slots)
 
         S = self.size
         road, routes, r_entry, r_exit, entries, exits = build_junction(version, S)
@@ -288,9 +292,16 @@ class TrafficJunctionCore(BatchCore):
         occupied = (cells[:, None, :] == self.entry_cells[None, :, None]).any(axis=2)  # [k, E]
         want = (u_arrive < self.arrival_prob) & ~occupied
         free = ~active
-        # the j-th arriving car (in entry order) takes the j-th free slot
+        # the j-th arriving car (in entry order) takes the j-th free slot: in slot order, or
+        # in a random order of the free slots (random_slots; drawn only then, so the default
+        # junction's random stream is unchanged)
         rank_arr = np.cumsum(want, axis=1) - 1
-        rank_free = np.cumsum(free, axis=1) - 1
+        if self.random_slots:
+            shuffled = np.argsort(np.where(free, self.rng.random((k, N)), 2.0), axis=1)
+            rank_free = np.empty_like(shuffled)
+            np.put_along_axis(rank_free, shuffled, np.arange(N)[None, :].repeat(k, axis=0), axis=1)
+        else:
+            rank_free = np.cumsum(free, axis=1) - 1
         n_free = free.sum(axis=1)
         want &= rank_arr < n_free[:, None]
         if not want.any():
@@ -447,6 +458,8 @@ class TrafficJunction(_CurriculumMixin, CourseParallelEnv):
         collision_penalty (10), time_penalty (0.01): reward weights.
         see_routes: the view also shows the visible cars' entries and exits (the CommNet
             paper's observation; default False: occupancy only, as IC3Net and TarMAC).
+        random_slots: a new car takes a random free slot, as in the CommNet code (default
+            False: the first free slot).
     """
 
     core_cls = TrafficJunctionCore
@@ -455,12 +468,12 @@ class TrafficJunction(_CurriculumMixin, CourseParallelEnv):
                  max_steps: int | None = None, arrival_prob: float | None = None,
                  arrival_prob_min: float | None = None, arrival_prob_max: float | None = None,
                  vision: int = 1, collision_penalty: float = 10.0, time_penalty: float = 0.01,
-                 see_routes: bool = False, render_mode=None):
+                 see_routes: bool = False, random_slots: bool = False, render_mode=None):
         super().__init__(render_mode=render_mode, version=version, size=size, max_cars=max_cars,
                          max_steps=max_steps, arrival_prob=arrival_prob,
                          arrival_prob_min=arrival_prob_min, arrival_prob_max=arrival_prob_max,
                          vision=vision, collision_penalty=collision_penalty,
-                         time_penalty=time_penalty, see_routes=see_routes)
+                         time_penalty=time_penalty, see_routes=see_routes, random_slots=random_slots)
 
 
 class VecTrafficJunction(_CurriculumMixin, CoreBatchedEnv):
@@ -476,9 +489,9 @@ class VecTrafficJunction(_CurriculumMixin, CoreBatchedEnv):
                  arrival_prob: float | None = None, arrival_prob_min: float | None = None,
                  arrival_prob_max: float | None = None, vision: int = 1,
                  collision_penalty: float = 10.0, time_penalty: float = 0.01,
-                 see_routes: bool = False, seed: int | None = None):
+                 see_routes: bool = False, random_slots: bool = False, seed: int | None = None):
         super().__init__(num_envs, seed=seed, version=version, size=size, max_cars=max_cars,
                          max_steps=max_steps, arrival_prob=arrival_prob,
                          arrival_prob_min=arrival_prob_min, arrival_prob_max=arrival_prob_max,
                          vision=vision, collision_penalty=collision_penalty,
-                         time_penalty=time_penalty, see_routes=see_routes)
+                         time_penalty=time_penalty, see_routes=see_routes, random_slots=random_slots)

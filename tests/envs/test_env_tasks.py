@@ -251,6 +251,22 @@ def test_traffic_observation_can_show_the_routes_of_the_cars_in_view():
     np.testing.assert_array_equal(obs[:, :base + 18], plain.core.observe()[0])  # the rest as without
 
 
+def test_traffic_new_cars_take_the_first_free_slots_or_random_ones():
+    def first_cars(**kw):
+        env = VecTrafficJunction(512, version="medium", arrival_prob=0.2, seed=3, **kw)
+        _, info = env.reset(seed=3)
+        return info["active"]
+    in_order = first_cars()
+    count = in_order.sum(axis=1)
+    assert count.max() >= 2
+    np.testing.assert_array_equal(in_order, np.arange(10)[None, :] < count[:, None])  # slots 0 .. k-1
+    shuffled = first_cars(random_slots=True)
+    assert shuffled.sum() == in_order.sum(), "the same arrivals (drawn before the slots)"
+    assert shuffled[:, 9].sum() > 0.5 * shuffled[:, 0].sum(), "every slot is as likely"
+    again = first_cars(random_slots=True)
+    np.testing.assert_array_equal(shuffled, again)  # seeded
+
+
 # ----------------------------------------------------------------- predator-prey
 def _pp(**kw):
     env = PredatorPrey(prey_move_prob=0.0, **kw)
