@@ -157,6 +157,7 @@ class TrafficJunctionCore(BatchCore):
     noop_action = 0  # brake
     render_modes = ("ansi", "rgb_array")
     metric_fill = {"success": False, "failure": False, "collisions": 0, "cars_completed": 0}
+    random_slots = False  # the default for a junction saved (pickled in a checkpoint) before the option existed
 
     def __init__(self, num_envs, rng, version: str = "easy", size: int | None = None,
                  max_cars: int | None = None, max_steps: int | None = None,

@@ -265,6 +265,10 @@ def test_traffic_new_cars_take_the_first_free_slots_or_random_ones():
     assert shuffled[:, 9].sum() > 0.5 * shuffled[:, 0].sum(), "every slot is as likely"
     again = first_cars(random_slots=True)
     np.testing.assert_array_equal(shuffled, again)  # seeded
+    old = VecTrafficJunction(4, version="medium", arrival_prob=0.2, seed=3)
+    del old.core.__dict__["random_slots"]  # a junction pickled in a checkpoint before the option existed
+    old.reset(seed=3)
+    old.step(np.ones((4, 10), dtype=np.int64))
 
 
 # ----------------------------------------------------------------- predator-prey
