@@ -507,7 +507,10 @@ NOTES = """**How the settings were chosen** (pilots of at most 10 CPU minutes, s
 machine above; greedy failure at the final arrival probability, 1,024 episodes).  Speed, env steps per CPU
 second with 256 episodes per update (hidden 64): easy CommNet 62-74k, NoComm 82-86k, TarMAC 36k; medium
 CommNet (K = 2) 38k, NoComm 47k, fully connected 15k, discrete 23k, TarMAC 20k, LSTM CommNet 22k; hard
-(LSTM, 128 episodes per update) TarMAC with 2 rounds 4.7k.  Easy, vision 1, 1,500 updates (7.7 M steps,
+(LSTM, 128 episodes per update) TarMAC with 2 rounds 4.7k; since the LSTM cells run on the present slots only
+(lstm_present; a third to a half of the hard junction's 20 slots hold a car), an update takes 2.00 CPU s
+instead of 2.99 (TarMAC) and 1.13 instead of 1.77 (NoComm), the same losses, so the hard runs' CPU hours mix
+both speeds.  Easy, vision 1, 1,500 updates (7.7 M steps,
 about 2 CPU minutes): with lr 3e-3 and entropy 0.02 CommNet (3 seeds), TarMAC and NoComm all end at 0.0%
 failure with 7.17-7.35 cars through (heuristic 7.35), and lr 1e-3 stays at "always gas" (76%); so on the
 kit's junction a car's 3x3 view suffices and messages are not needed.  Easy, vision 0, 1,500 updates: with
