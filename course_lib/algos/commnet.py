@@ -14,8 +14,10 @@ Taught in notebooks/05_communication.  Read top to bottom:
    the student's (:func:`course_lib.algos.reinforce.plug_parts`); :class:`JunctionReach`
    limits its range on the traffic junction;
 4. the CommNet paper's Table 2 baselines: :class:`FullyConnected` (a dense layer over the
-   concatenated hidden states) and :class:`DiscreteCommNet` (one-hot symbols, REINFORCE);
-5. :class:`RecurrentCommNet` -- LSTM agents, IC3Net's recurrent CommNet (and NoComm);
+   concatenated hidden states; with ``slot_heads``, a :class:`SlotLinear` head per slot, as
+   the CommNet code has) and :class:`DiscreteCommNet` (one-hot symbols, REINFORCE);
+5. :func:`lstm_present` (an LSTM cell step of the present agents only) and
+   :class:`RecurrentCommNet` -- LSTM agents, IC3Net's recurrent CommNet (and NoComm);
 6. :func:`lever_ids` -- the lever-pulling ids as a lookup table.
 
 Trained by :mod:`course_lib.algos.reinforce` (REINFORCE with a learned baseline on the
