@@ -92,3 +92,15 @@ def test_a_save_keeps_the_runs_another_bench_process_wrote(bench):
     assert sorted(mine) == ["tj_hard/TarMAC/0", "tj_slots/FullyConnected, the CommNet code's/0"]
     assert mine["tj_hard/TarMAC/0"]["cpu_s"] == 3600.0, "what this process holds stays"
     assert references == {"tj_hard": {"heuristic": {"failure": 0.0}}, "tj_slots": {"heuristic": {"failure": 0.0}}}
+
+
+def test_the_fully_connected_reading_follows_the_measured_rows(bench, monkeypatch):
+    monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
+    runs = {"tj_routes/FullyConnected/0": _run(0.20, 16.0), "tj_routes/CommNet/0": _run(0.30, 16.0)}
+    assert bench.slots_reading(bench.build(runs, {}, "x")) == [], "nothing to say before the code's row is measured"
+    code = "tj_slots/FullyConnected, the CommNet code's/0"
+    weaker = bench.slots_reading(bench.build({**runs, code: _run(0.40, 15.0)}, {}, "x"))[0]
+    assert "ours 20.0% (1 seed), the CommNet code's set-up 40.0% (1 seed)" in weaker and "ours is the stronger" in weaker
+    same = bench.slots_reading(bench.build({**runs, code: _run(0.10, 15.0)}, {}, "x"))[0]
+    assert "does not explain the gap" in same
+    assert "The fully-connected baseline" in bench.markdown(bench.build({**runs, code: _run(0.40, 15.0)}, {}, "x"))
