@@ -450,7 +450,8 @@ def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
     core = TASKS[section].batched(1).core
     metric = "success" if section == "tj_hard" else "failure"  # as the papers report them
     lines = [f"**{title}** ({core.size}x{core.size}, up to {core.num_agents} cars, {core.max_steps} steps, vision "
-             f"{core.vision}{' with the routes of the cars in view' if core.see_routes else ''}, arrival "
+             f"{core.vision}{' with the routes of the cars in view' if core.see_routes else ''}"
+             f"{', new cars in random free slots' if core.random_slots else ''}, arrival "
              f"probability {core.arrival_prob_min} -> {core.arrival_prob_max} over the first half of training, "
              f"evaluated at {core.arrival_prob_max}; {result['cpu_hours'].get(section, 0):.1f} CPU hours): failure = "
              "share of episodes with a collision, success = 100 − failure, 2,048 episodes per seed, mean ± sd over "
