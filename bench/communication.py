@@ -5,6 +5,7 @@
     nohup .venv/bin/python bench/communication.py --jobs 1 > bench_communication.log 2>&1 &
     .venv/bin/python bench/communication.py --redo tj_medium/CommNet          # train those runs again
     .venv/bin/python bench/communication.py --summary             # tables from the saved runs, no training
+    .venv/bin/python bench/communication.py --speed --summary     # also time the LSTM agents' two ways (a minute)
 
 Writes bench/results/communication.json and the markdown tables bench/README_communication.md;
 notebooks/05_communication loads the results file.  Every run trains with a checkpoint folder
@@ -127,6 +128,7 @@ SHORT = dataclasses.replace(MEDIUM, **_steps("tj_medium", 1000, 256))  # the abl
 # hard: LSTM agents, 128 episodes of 80 steps per update (the backward pass through 80 steps of 20 slots)
 HARD = reinforce.Config(hidden=64, comm_steps=2, **{**TJ, "num_envs": 128, "entropy_coef": 0.05}, entropy_until=0.8,
                         **_steps("tj_hard", 3000, 128))
+CODE_FC = "FullyConnected, the CommNet code's"  # tj_slots' row
 CONFIGS: dict[str, dict[str, Any]] = {
     "tj_easy": {"CommNet": EASY, "TarMAC": dataclasses.replace(EASY, model="tarmac"),
                 "NoComm": dataclasses.replace(EASY, model="nocomm"),
@@ -144,7 +146,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
                     "NoComm": dataclasses.replace(SHORT, model="nocomm")},
     "tj_routes": {"CommNet": SHORT, "NoComm": dataclasses.replace(SHORT, model="nocomm"),
                   "FullyConnected": dataclasses.replace(SHORT, model="fully_connected")},
-    "tj_slots": {"FullyConnected, the CommNet code's": dataclasses.replace(SHORT, model="fully_connected_slots")},
+    "tj_slots": {CODE_FC: dataclasses.replace(SHORT, model="fully_connected_slots")},
     "levers": {f"{label}/{mode}": levers.Config(hidden=128, batch=512, comm_steps=3, mode=mode, model=model,
                                                 total_steps=2500 * 512, log_every=125 * 512)
                for label, model in (("CommNet", "commnet"), ("NoComm", "nocomm"))
@@ -508,10 +510,8 @@ NOTES = """**How the settings were chosen** (pilots of at most 10 CPU minutes, s
 machine above; greedy failure at the final arrival probability, 1,024 episodes).  Speed, env steps per CPU
 second with 256 episodes per update (hidden 64): easy CommNet 62-74k, NoComm 82-86k, TarMAC 36k; medium
 CommNet (K = 2) 38k, NoComm 47k, fully connected 15k, discrete 23k, TarMAC 20k, LSTM CommNet 22k; hard
-(LSTM, 128 episodes per update) TarMAC with 2 rounds 4.7k; since the LSTM cells run on the present slots only
-(lstm_present; a third to a half of the hard junction's 20 slots hold a car), an update takes 2.00 CPU s
-instead of 2.99 (TarMAC) and 1.13 instead of 1.77 (NoComm), the same losses, so the hard runs' CPU hours mix
-both speeds.  Easy, vision 1, 1,500 updates (7.7 M steps,
+(LSTM, 128 episodes per update) TarMAC with 2 rounds 4.7k, before the LSTM cells ran on the present slots
+only (the speed-up is measured below).  Easy, vision 1, 1,500 updates (7.7 M steps,
 about 2 CPU minutes): with lr 3e-3 and entropy 0.02 CommNet (3 seeds), TarMAC and NoComm all end at 0.0%
 failure with 7.17-7.35 cars through (heuristic 7.35), and lr 1e-3 stays at "always gas" (76%); so on the
 kit's junction a car's 3x3 view suffices and messages are not needed.  Easy, vision 0, 1,500 updates: with
@@ -566,7 +566,7 @@ def slots_reading(result: dict[str, Any]) -> list[str]:
     """What the ``tj_slots`` row says of the paper's fully-connected baseline, once both rows are measured."""
     s = result["summary"]
     ours = s.get("tj_routes", {}).get("FullyConnected", {}).get("greedy_failure")
-    code = s.get("tj_slots", {}).get("FullyConnected, the CommNet code's", {}).get("greedy_failure")
+    code = s.get("tj_slots", {}).get(CODE_FC, {}).get("greedy_failure")
     commnet = s.get("tj_routes", {}).get("CommNet", {}).get("greedy_failure")
     if not (ours and code and commnet):
         return []
@@ -589,6 +589,55 @@ def slots_reading(result: dict[str, Any]) -> list[str]:
             f"{papers.TJ_MEDIUM_FAILURE_PAPER['CommNet']}%) comes from that set-up. Here {verdict}.", ""]
 
 
+def _lstm_every_slot(cell, inp, state, alive):
+    """The LSTM step before lstm_present: the cell on every slot, the absent ones zeroed after."""
+    B, N = alive.shape
+    h, m = cell(inp.reshape(B * N, -1), tuple(x.reshape(B * N, -1) for x in state))
+    keep = alive.reshape(B * N, 1).to(h.dtype)
+    return (h * keep).reshape(B, N, -1), (m * keep).reshape(B, N, -1)
+
+
+def lstm_speed(updates: int = 3) -> dict[str, Any]:
+    """CPU seconds per update of the hard junction's LSTM rows with the cells on the present slots
+    (``lstm_present``) and on every slot, measured in one run: a fresh learner at curriculum 0.7, one
+    warm-up update, then ``updates`` timed ones; the losses of both ways, which should agree."""
+    from unittest import mock
+
+    from course_lib.algos import commnet, tarmac
+
+    out: dict[str, Any] = {"updates": updates, "commit": git_commit(), "machine": machine_info()}
+    for label, cfg in CONFIGS["tj_hard"].items():
+        row = {}
+        for way, step in (("present", commnet.lstm_present), ("every", _lstm_every_slot)):
+            with mock.patch.object(commnet, "lstm_present", step), mock.patch.object(tarmac, "lstm_present", step):
+                learner = reinforce.Reinforce(TASKS["tj_hard"], cfg, reinforce.Parts())
+                learner.follow_schedules()
+                learner.env.set_curriculum(0.7)
+                losses, start = [], None
+                for i in range(updates + 1):
+                    start = time.process_time() if i == 1 else start
+                    loss = learner.loss(reinforce.rollout(learner.env, learner.model))
+                    learner.learn(loss)
+                    losses.append(round(loss.item(), 5))
+                row[way] = {"cpu_s_per_update": (time.process_time() - start) / updates, "losses": losses}
+        row["speedup"] = row["every"]["cpu_s_per_update"] / row["present"]["cpu_s_per_update"]
+        out[label] = row
+    return out
+
+
+def speed_reading(result: dict[str, Any]) -> list[str]:
+    speed = result.get("lstm_speed")
+    if not speed:
+        return []
+    said = "; ".join(f"{label} {row['every']['cpu_s_per_update']:.2f} -> {row['present']['cpu_s_per_update']:.2f} "
+                     f"({row['speedup']:.2f}x, losses {'equal' if row['every']['losses'] == row['present']['losses'] else 'differ'})"
+                     for label, row in speed.items() if isinstance(row, dict) and "speedup" in row)
+    return [f"**LSTM agents on the present slots** (`--speed`, commit {speed['commit']}): CPU seconds per update of "
+            f"128 hard-junction episodes, the cell on every slot -> on the present slots only (`lstm_present`): "
+            f"{said}. The hard runs of seed 0 were resumed across that change, so their CPU hours mix both speeds.",
+            ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines = ["Learned communication (`bench/communication.py`, results in `bench/results/communication.json`, "
@@ -608,6 +657,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{k}: {v}" for k, v in result["target_verdicts"].items()) + ".", ""]
     lines += easy_reading(result)
     lines += slots_reading(result)
+    lines += speed_reading(result)
     lev = s.get("levers", {})
     if lev:
         lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score "
@@ -649,7 +699,8 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dict[str, Any]:
+def build(runs: dict[str, Any], references: dict[str, Any], command: str,
+          speed: dict[str, Any] | None = None) -> dict[str, Any]:
     summary = summarise(runs)
     head = headline(summary)
     met, seeds = targets(head, references), target_seeds(head, references)
@@ -668,7 +719,7 @@ def build(runs: dict[str, Any], references: dict[str, Any], command: str) -> dic
                               "targets": met, "target_seeds": seeds,
                               "target_verdicts": {k: target_verdict(met[k], seeds[k]) for k in met},
                               "paper": PAPER, "summary": summary,
-                              "references": references,
+                              "references": references, **({"lstm_speed": speed} if speed else {}),
                               "settings": {"version": BENCH_VERSION, "eval_episodes": EVAL_EPISODES,
                                            "eval_rounds": EVAL_ROUNDS, "eval_seed": EVAL_SEED,
                                            **{section: {label: {"describe": describe(section, label),
@@ -727,6 +778,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--redo", action="append", default=[],
                     help="forget the runs whose key starts with this, checkpoints included (repeatable)")
     ap.add_argument("--summary", action="store_true", help="only rebuild the results file and tables from saved runs")
+    ap.add_argument("--speed", action="store_true", help="time the hard LSTM rows with lstm_present and without")
     ap.add_argument("--runs", default=str(RUNS), help="checkpoint folders")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--table", default=str(README))
@@ -744,14 +796,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     references: dict[str, Any] = {}
     keep_saved(runs, references, saved, args.redo)
+    speed = lstm_speed() if args.speed else saved.get("lstm_speed")
     for key, job in _jobs(list(SECTIONS), args.seeds).items():  # --redo: their checkpoints too
         if any(key.startswith(p) for p in args.redo):
             shutil.rmtree(folder_of(args.runs, *job), ignore_errors=True)
 
     def save():
+        nonlocal speed
         if out_path.exists():  # another bench process (other sections) may have finished runs since
-            keep_saved(runs, references, json.loads(out_path.read_text()), args.redo)
-        result = build(runs, references, command)
+            on_disk = json.loads(out_path.read_text())
+            keep_saved(runs, references, on_disk, args.redo)
+            speed = speed or on_disk.get("lstm_speed")
+        result = build(runs, references, command, speed)
         out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_path.with_suffix(f".{os.getpid()}.tmp")  # two bench processes never share it
         tmp.write_text(json.dumps(result, indent=1) + "\n")

@@ -104,3 +104,16 @@ def test_the_fully_connected_reading_follows_the_measured_rows(bench, monkeypatc
     same = bench.slots_reading(bench.build({**runs, code: _run(0.10, 15.0)}, {}, "x"))[0]
     assert "does not explain the gap" in same
     assert "The fully-connected baseline" in bench.markdown(bench.build({**runs, code: _run(0.40, 15.0)}, {}, "x"))
+
+
+def test_the_lstm_speed_reading_shows_both_ways_and_whether_the_losses_agree(bench):
+    def way(cpu, losses):
+        return {"cpu_s_per_update": cpu, "losses": losses}
+
+    speed = {"updates": 3, "commit": "abc123", "machine": {},
+             "TarMAC": {"present": way(2.0, [1.0]), "every": way(3.0, [1.0]), "speedup": 1.5},
+             "NoComm": {"present": way(1.0, [1.0]), "every": way(1.2, [0.9]), "speedup": 1.2}}
+    result = bench.build({}, {}, "x", speed)
+    assert result["lstm_speed"] is speed and "lstm_speed" not in bench.build({}, {}, "x")
+    line = bench.speed_reading(result)[0]
+    assert "TarMAC 3.00 -> 2.00 (1.50x, losses equal); NoComm 1.20 -> 1.00 (1.20x, losses differ)" in line

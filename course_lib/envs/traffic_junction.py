@@ -297,10 +297,8 @@ class TrafficJunctionCore(BatchCore):
         # in a random order of the free slots (random_slots; drawn only then, so the default
         # junction's random stream is unchanged)
         rank_arr = np.cumsum(want, axis=1) - 1
-        if self.random_slots:
-            shuffled = np.argsort(np.where(free, self.rng.random((k, N)), 2.0), axis=1)
-            rank_free = np.empty_like(shuffled)
-            np.put_along_axis(rank_free, shuffled, np.arange(N)[None, :].repeat(k, axis=0), axis=1)
+        if self.random_slots:  # the rank of each slot in a random order of the free ones (taken ones last)
+            rank_free = np.argsort(np.argsort(np.where(free, self.rng.random((k, N)), 2.0), axis=1), axis=1)
         else:
             rank_free = np.cumsum(free, axis=1) - 1
         n_free = free.sum(axis=1)
