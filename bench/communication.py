@@ -103,14 +103,16 @@ EVAL_TASKS = {**TASKS, "tj_easy": task("traffic_junction_easy", vision=0, arriva
               "tj_routes": task("traffic_junction_medium", see_routes=True, arrival_prob=0.2),
               "tj_slots": task("traffic_junction_medium", see_routes=True, random_slots=True, arrival_prob=0.2),
               "levers": task("levers", obs_type="index")}  # ids as indices: CommNet's lookup table, same rounds
-HORIZON = {"tj_easy": 20, "tj_easy_vision1": 20, "tj_medium": 40, "tj_hard": 80, "tj_ablation": 40, "tj_routes": 40,
-           "tj_slots": 40, "predator_prey": 40,
-           "navigation": 40}
+
+
+def horizon(section: str) -> int:
+    """Steps per episode of ``section``'s task (every one is truncated at its ``max_steps``)."""
+    return TASKS[section].batched(1).core.max_steps
 
 
 def _steps(section: str, updates: int, num_envs: int) -> dict[str, int]:
     """``total_steps`` and ``log_every`` (50 curve rows) of ``updates`` updates of ``num_envs`` episodes."""
-    per_update = num_envs * HORIZON[section]
+    per_update = num_envs * horizon(section)
     return {"total_steps": updates * per_update, "log_every": max(updates // 50, 1) * per_update}
 
 
@@ -430,7 +432,7 @@ def describe(section: str, label: str) -> str:
     if section == "levers":
         return (f"{cfg.total_steps // cfg.batch} updates x {cfg.batch} rounds, hidden {cfg.hidden}, "
                 f"K = {cfg.comm_steps} (c^0 = 0: {cfg.comm_steps - 1} messages)")
-    updates = cfg.total_steps // (cfg.num_envs * HORIZON[section])
+    updates = cfg.total_steps // (cfg.num_envs * horizon(section))
     what = (f"model {cfg.model}, {updates} updates x {cfg.num_envs} episodes, hidden {cfg.hidden}, "
             f"comm_steps {cfg.comm_steps}")
     extra = [f"range {cfg.comm_range:g} cells"] if cfg.comm_range is not None else []
