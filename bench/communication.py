@@ -274,8 +274,8 @@ def parse(key: str) -> tuple[str, str, int]:
 
 
 def folder_of(runs_dir: "str | Path", section: str, label: str, seed: int) -> Path:
-    """The checkpoint folder of a run."""
-    return Path(runs_dir) / section / label.replace(", ", "_").replace(" ", "_").replace("/", "_") / str(seed)
+    """The checkpoint folder of a run (the label's letters and digits, the rest as "_": a plain shell word)."""
+    return Path(runs_dir) / section / re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_") / str(seed)
 
 
 def train_run(section: str, label: str, seed: int, runs_dir: str) -> dict[str, Any]:
