@@ -564,6 +564,48 @@ def easy_reading(result: dict[str, Any]) -> list[str]:
             "reward weights (10 per collision, 0.01 tau per step); their papers do not report cars through.", ""]
 
 
+def medium_reading(result: dict[str, Any]) -> list[str]:
+    """Where the medium table's order comes from: the models' training failure when the arrivals stop rising
+    (half-way) against the end, and each seed's greedy failure (the spread decides how far 3 seeds rank them)."""
+    labels = [label for label in CONFIGS["tj_medium"] if result["summary"].get("tj_medium", {}).get(label)]
+    if "CommNet" not in labels or len(labels) < 2:
+        return []
+    curves = {label: [run["curve"]["failure"] for key, run in result["runs"].items()
+                      if parse(key)[:2] == ("tj_medium", label)] for label in labels}
+
+    def train_failure(label, fraction):
+        return 100 * float(np.mean([c[max(round(fraction * len(c)) - 1, 0)] for c in curves[label]]))
+
+    greedy = {label: result["summary"]["tj_medium"][label]["greedy_failure"] for label in labels}
+    half = {label: train_failure(label, 0.5) for label in labels}
+    end = {label: 100 * greedy[label]["mean"] for label in labels}
+    first_half, first_end = min(half, key=half.get), min(end, key=end.get)
+
+    def seeds(label):
+        return " / ".join(f"{100 * v:.1f}" for v in greedy[label]["values"])
+
+    said_half = ", ".join(f"{LABELS[label]} {half[label]:.1f}%" for label in labels)
+    said_end = "; ".join(f"{LABELS[label]} {seeds(label)}" for label in labels)
+    if first_half == "CommNet" and first_end != "CommNet":
+        order = (f"CommNet fails least while the arrivals rise and is passed after them: {LABELS[first_end]} ends "
+                 "lowest.")
+    elif first_end == "CommNet":
+        order = "CommNet ends lowest."
+    else:
+        order = f"{LABELS[first_half]} leads half-way and {LABELS[first_end]} ends lowest."
+    others = [label for label in labels if label != "CommNet"]
+    nearest = min(others, key=lambda label: abs(end[label] - end["CommNet"]))
+    sd, distance = 100 * greedy["CommNet"]["sd"], abs(end[nearest] - end["CommNet"])
+    caveat = (f" CommNet's seeds spread by {sd:.1f} points (sd), more than its distance to {LABELS[nearest]}: "
+              f"{distance:.1f} points; three seeds do not separate the two." if sd > distance else "")
+    script = papers.COMMNET_TJ_MEDIUM_SCRIPT
+    code_episodes = script["epochs"] * script["updates_per_epoch"] * script["episodes_per_update"]
+    our_episodes = CONFIGS["tj_medium"]["CommNet"].total_steps // horizon("tj_medium")
+    return [f"**Medium: how the order comes about.** Failure of the training episodes (sampled) when the arrival "
+            f"probability reaches its final 0.2, half-way: {said_half}. Greedy failure at the end, seed by seed: "
+            f"{said_end}. {order}{caveat} The CommNet code trained its medium models on {code_episodes / 1e6:.2f} M "
+            f"episodes, ours on {our_episodes / 1e6:.2f} M.", ""]
+
 def slots_reading(result: dict[str, Any]) -> list[str]:
     """What the ``tj_slots`` row says of the paper's fully-connected baseline, once both rows are measured."""
     s = result["summary"]
@@ -658,6 +700,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["**Targets of issue 20** (`target_verdicts` in the JSON): " + "; ".join(
         f"{k}: {v}" for k, v in result["target_verdicts"].items()) + ".", ""]
     lines += easy_reading(result)
+    lines += medium_reading(result)
     lines += slots_reading(result)
     lines += speed_reading(result)
     lev = s.get("levers", {})

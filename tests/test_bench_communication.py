@@ -117,3 +117,25 @@ def test_the_lstm_speed_reading_shows_both_ways_and_whether_the_losses_agree(ben
     assert result["lstm_speed"] is speed and "lstm_speed" not in bench.build({}, {}, "x")
     line = bench.speed_reading(result)[0]
     assert "TarMAC 3.00 -> 2.00 (1.50x, losses equal); NoComm 1.20 -> 1.00 (1.20x, losses differ)" in line
+
+
+def test_the_medium_reading_says_who_leads_half_way_who_ends_lowest_and_whether_seeds_separate_them(bench,
+                                                                                                     monkeypatch):
+    monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
+
+    def run(half, end):
+        r = _run(end, 17.0)
+        r["curve"]["failure"] = [0.5, half, 0.2, end]
+        return r
+
+    commnet = {"tj_medium/CommNet/0": run(0.15, 0.10), "tj_medium/CommNet/1": run(0.15, 0.20)}
+    assert bench.medium_reading(bench.build(commnet, {}, "x")) == [], "nothing to compare CommNet with"
+    passed = bench.medium_reading(bench.build({**commnet, "tj_medium/FullyConnected/0": run(0.25, 0.01),
+                                               "tj_medium/NoComm/0": run(0.30, 0.16)}, {}, "x"))[0]
+    assert "half-way: CommNet 15.0%, fully connected 25.0%, NoComm (independent) 30.0%" in passed
+    assert "CommNet 10.0 / 20.0; fully connected 1.0; NoComm (independent) 16.0" in passed
+    assert "is passed after them: fully connected ends lowest" in passed
+    assert "CommNet's seeds spread by 7.1 points (sd), more than its distance to NoComm (independent): 1.0 points" \
+        in passed
+    lowest = bench.medium_reading(bench.build({**commnet, "tj_medium/NoComm/0": run(0.30, 0.60)}, {}, "x"))[0]
+    assert "CommNet ends lowest." in lowest and "do not separate" not in lowest
