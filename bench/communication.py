@@ -484,27 +484,33 @@ def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
 CURVE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0)  # fractions of a run's updates
 
 
+def curves_of(result: dict[str, Any], section: str, label: str) -> list[dict[str, list]]:
+    """The training curves of a row's seeds."""
+    return [run["curve"] for key, run in result["runs"].items() if parse(key)[:2] == (section, label)]
+
+
+def curve_at(curves: list[dict[str, list]], column: str, fraction: float) -> float:
+    """``column`` of the curves at ``fraction`` of their runs, mean over the seeds."""
+    return float(np.mean([c[column][max(round(fraction * len(c[column])) - 1, 0)] for c in curves]))
+
+
 def curve_table(result: dict[str, Any], section: str, title: str) -> list[str]:
     """The learning curves of a table's rows in numbers: failure of the training episodes (sampled
     actions, at the arrival probability of the moment), mean over the seeds, at a few points of the run."""
-    runs = {label: [run["curve"] for key, run in result["runs"].items() if parse(key)[:2] == (section, label)]
-            for label in CONFIGS[section]}
+    runs = {label: curves_of(result, section, label) for label in CONFIGS[section]}
     runs = {label: curves for label, curves in runs.items() if curves}
     if not runs:
         return []
-
-    def at(curves, column, fraction):
-        return float(np.mean([c[column][max(round(fraction * len(c[column])) - 1, 0)] for c in curves]))
 
     head = " | ".join(f"{f:.0%}" for f in CURVE_POINTS)
     lines = [f"**{title}: learning curves** (failure % of the training episodes, sampled actions, mean over the "
              "seeds, at a share of each run's updates; the arrival probability rises over the first half)", "",
              f"| model | seeds | {head} |", "|---|---:|" + "---:|" * len(CURVE_POINTS)]
     for label, curves in runs.items():
-        cells = " | ".join(f"{100 * at(curves, 'failure', f):.1f}" for f in CURVE_POINTS)
+        cells = " | ".join(f"{100 * curve_at(curves, 'failure', f):.1f}" for f in CURVE_POINTS)
         lines.append(f"| {LABELS.get(label, label)} | {len(curves)} | {cells} |")
     first = next(iter(runs.values()))
-    cells = " | ".join(f"{at(first, 'arrival_prob', f):.3f}" for f in CURVE_POINTS)
+    cells = " | ".join(f"{curve_at(first, 'arrival_prob', f):.3f}" for f in CURVE_POINTS)
     return lines + [f"| arrival probability | – | {cells} |", ""]
 
 
@@ -565,19 +571,15 @@ def easy_reading(result: dict[str, Any]) -> list[str]:
 
 
 def medium_reading(result: dict[str, Any]) -> list[str]:
-    """Where the medium table's order comes from: the models' training failure when the arrivals stop rising
-    (half-way) against the end, and each seed's greedy failure (the spread decides how far 3 seeds rank them)."""
+    """Where the medium table's order comes from: the models' training failure at the end of the curriculum
+    against each seed's greedy failure at the end (the spread decides how far 3 seeds rank them)."""
     labels = [label for label in CONFIGS["tj_medium"] if result["summary"].get("tj_medium", {}).get(label)]
     if "CommNet" not in labels or len(labels) < 2:
         return []
-    curves = {label: [run["curve"]["failure"] for key, run in result["runs"].items()
-                      if parse(key)[:2] == ("tj_medium", label)] for label in labels}
-
-    def train_failure(label, fraction):
-        return 100 * float(np.mean([c[max(round(fraction * len(c)) - 1, 0)] for c in curves[label]]))
-
+    cfg, core = CONFIGS["tj_medium"]["CommNet"], TASKS["tj_medium"].batched(1).core
     greedy = {label: result["summary"]["tj_medium"][label]["greedy_failure"] for label in labels}
-    half = {label: train_failure(label, 0.5) for label in labels}
+    half = {label: 100 * curve_at(curves_of(result, "tj_medium", label), "failure", cfg.curriculum_until)
+            for label in labels}
     end = {label: 100 * greedy[label]["mean"] for label in labels}
     first_half, first_end = min(half, key=half.get), min(end, key=end.get)
 
@@ -600,11 +602,13 @@ def medium_reading(result: dict[str, Any]) -> list[str]:
               f"{distance:.1f} points; three seeds do not separate the two." if sd > distance else "")
     script = papers.COMMNET_TJ_MEDIUM_SCRIPT
     code_episodes = script["epochs"] * script["updates_per_epoch"] * script["episodes_per_update"]
-    our_episodes = CONFIGS["tj_medium"]["CommNet"].total_steps // horizon("tj_medium")
+    our_episodes = cfg.total_steps // core.max_steps
     return [f"**Medium: how the order comes about.** Failure of the training episodes (sampled) when the arrival "
-            f"probability reaches its final 0.2, half-way: {said_half}. Greedy failure at the end, seed by seed: "
+            f"probability reaches its final {core.arrival_prob_max:g}, at {cfg.curriculum_until:.0%} of the updates: "
+            f"{said_half}. Greedy failure at the end, seed by seed: "
             f"{said_end}. {order}{caveat} The CommNet code trained its medium models on {code_episodes / 1e6:.2f} M "
             f"episodes, ours on {our_episodes / 1e6:.2f} M.", ""]
+
 
 def slots_reading(result: dict[str, Any]) -> list[str]:
     """What the ``tj_slots`` row says of the paper's fully-connected baseline, once both rows are measured."""
@@ -670,12 +674,17 @@ def lstm_speed(updates: int = 3) -> dict[str, Any]:
 
 
 def speed_reading(result: dict[str, Any]) -> list[str]:
+    """The ``--speed`` measurement in a sentence: each LSTM row's CPU s per update both ways."""
     speed = result.get("lstm_speed")
     if not speed:
         return []
-    said = "; ".join(f"{label} {row['every']['cpu_s_per_update']:.2f} -> {row['present']['cpu_s_per_update']:.2f} "
-                     f"({row['speedup']:.2f}x, losses {'equal' if row['every']['losses'] == row['present']['losses'] else 'differ'})"
-                     for label, row in speed.items() if isinstance(row, dict) and "speedup" in row)
+
+    def said_row(label, row):
+        losses = "equal" if row["every"]["losses"] == row["present"]["losses"] else "differ"
+        return (f"{label} {row['every']['cpu_s_per_update']:.2f} -> {row['present']['cpu_s_per_update']:.2f} "
+                f"({row['speedup']:.2f}x, losses {losses})")
+
+    said = "; ".join(said_row(label, row) for label, row in speed.items() if isinstance(row, dict) and "speedup" in row)
     return [f"**LSTM agents on the present slots** (`--speed`, commit {speed['commit']}): CPU seconds per update of "
             f"128 hard-junction episodes, the cell on every slot -> on the present slots only (`lstm_present`): "
             f"{said}. The hard runs of seed 0 were resumed across that change, so their CPU hours mix both speeds.",

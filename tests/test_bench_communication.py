@@ -132,7 +132,7 @@ def test_the_medium_reading_says_who_leads_half_way_who_ends_lowest_and_whether_
     assert bench.medium_reading(bench.build(commnet, {}, "x")) == [], "nothing to compare CommNet with"
     passed = bench.medium_reading(bench.build({**commnet, "tj_medium/FullyConnected/0": run(0.25, 0.01),
                                                "tj_medium/NoComm/0": run(0.30, 0.16)}, {}, "x"))[0]
-    assert "half-way: CommNet 15.0%, fully connected 25.0%, NoComm (independent) 30.0%" in passed
+    assert "at 50% of the updates: CommNet 15.0%, fully connected 25.0%, NoComm (independent) 30.0%" in passed
     assert "CommNet 10.0 / 20.0; fully connected 1.0; NoComm (independent) 16.0" in passed
     assert "is passed after them: fully connected ends lowest" in passed
     assert "CommNet's seeds spread by 7.1 points (sd), more than its distance to NoComm (independent): 1.0 points" \
