@@ -1,5 +1,8 @@
-"""bench/communication.py without training: the order of its runs, its targets and its tables."""
+"""bench/communication.py without training: the order of its runs, its targets and, from its results
+file alone, its tables (bench/communication_report.py)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -9,6 +12,16 @@ from conftest import load_bench
 @pytest.fixture(scope="module")
 def bench():
     return load_bench("communication")
+
+
+@pytest.fixture(scope="module")
+def report():
+    return load_bench("communication_report")
+
+
+def results_file(bench, runs: dict, speed: dict | None = None) -> dict:
+    """The results file the bench writes for ``runs``, as the tables read it (nothing else)."""
+    return json.loads(json.dumps(bench.build(runs, {}, "x", speed)))
 
 
 def test_cheap_runs_first_then_seed_0_of_every_long_row_then_the_other_seeds(bench):
@@ -48,7 +61,7 @@ def _run(failure: float, cars: float) -> dict:
     return {"final": {"greedy": final, "sampled": final}, "curve": curve, "cpu_s": 3600.0, "wall_s": 1800.0}
 
 
-def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatch):
+def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, report, monkeypatch):
     monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
     runs = {"tj_medium/CommNet/0": _run(0.10, 17.0), "tj_medium/CommNet/1": _run(0.20, 16.0),
             "tj_medium/Discrete/0": _run(0.03, 17.2)}
@@ -59,7 +72,7 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, monkeypatc
     assert result["targets"]["medium: CommNet below NoComm by at least 3x"] is None
     assert result["cpu_hours"] == {"tj_medium": 3.0}
     assert result["targets"]["medium: CommNet below fully connected and discrete"] is None  # no fully connected
-    text = bench.markdown(result)
+    text = report.markdown(results_file(bench, runs))
     medium = text.split("**Traffic junction, medium**")[1].split("\n**")[0]  # the medium table only
     row = {line.split(" | ")[0].lstrip("| "): line for line in medium.splitlines() if line.startswith("| ")}
     assert "vision 1 with the routes of the cars in view" in medium  # the CommNet paper's observation
@@ -94,32 +107,32 @@ def test_a_save_keeps_the_runs_another_bench_process_wrote(bench):
     assert references == {"tj_hard": {"heuristic": {"failure": 0.0}}, "tj_slots": {"heuristic": {"failure": 0.0}}}
 
 
-def test_the_fully_connected_reading_follows_the_measured_rows(bench, monkeypatch):
+def test_the_fully_connected_reading_follows_the_measured_rows(bench, report, monkeypatch):
     monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
     runs = {"tj_routes/FullyConnected/0": _run(0.20, 16.0), "tj_routes/CommNet/0": _run(0.30, 16.0)}
-    assert bench.slots_reading(bench.build(runs, {}, "x")) == [], "nothing to say before the code's row is measured"
+    assert report.slots_reading(results_file(bench, runs)) == [], "nothing to say before the code's row is measured"
     code = "tj_slots/FullyConnected, the CommNet code's/0"
-    weaker = bench.slots_reading(bench.build({**runs, code: _run(0.40, 15.0)}, {}, "x"))[0]
-    assert "ours 20.0% (1 seed), the CommNet code's set-up 40.0% (1 seed)" in weaker and "ours is the stronger" in weaker
-    same = bench.slots_reading(bench.build({**runs, code: _run(0.10, 15.0)}, {}, "x"))[0]
+    weaker = report.slots_reading(results_file(bench, {**runs, code: _run(0.40, 15.0)}))[0]
+    assert "ours 20.0% (1 seed), the CommNet code's set-up 40.0% (1 seed)" in weaker
+    assert "ours is the stronger" in weaker
+    same = report.slots_reading(results_file(bench, {**runs, code: _run(0.10, 15.0)}))[0]
     assert "does not explain the gap" in same
-    assert "The fully-connected baseline" in bench.markdown(bench.build({**runs, code: _run(0.40, 15.0)}, {}, "x"))
+    assert "The fully-connected baseline" in report.markdown(results_file(bench, {**runs, code: _run(0.4, 15.0)}))
 
 
-def test_the_lstm_speed_reading_shows_both_ways_and_whether_the_losses_agree(bench):
+def test_the_lstm_speed_reading_shows_both_ways_and_whether_the_losses_agree(bench, report):
     def way(cpu, losses):
         return {"cpu_s_per_update": cpu, "losses": losses}
 
     speed = {"updates": 3, "commit": "abc123", "machine": {},
              "TarMAC": {"present": way(2.0, [1.0]), "every": way(3.0, [1.0]), "speedup": 1.5},
              "NoComm": {"present": way(1.0, [1.0]), "every": way(1.2, [0.9]), "speedup": 1.2}}
-    result = bench.build({}, {}, "x", speed)
-    assert result["lstm_speed"] is speed and "lstm_speed" not in bench.build({}, {}, "x")
-    line = bench.speed_reading(result)[0]
+    assert bench.build({}, {}, "x", speed)["lstm_speed"] is speed and "lstm_speed" not in bench.build({}, {}, "x")
+    line = report.speed_reading(results_file(bench, {}, speed))[0]
     assert "TarMAC 3.00 -> 2.00 (1.50x, losses equal); NoComm 1.20 -> 1.00 (1.20x, losses differ)" in line
 
 
-def test_the_medium_reading_says_who_leads_half_way_who_ends_lowest_and_whether_seeds_separate_them(bench,
+def test_the_medium_reading_says_who_leads_half_way_who_ends_lowest_and_whether_seeds_separate_them(bench, report,
                                                                                                      monkeypatch):
     monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
 
@@ -129,13 +142,13 @@ def test_the_medium_reading_says_who_leads_half_way_who_ends_lowest_and_whether_
         return r
 
     commnet = {"tj_medium/CommNet/0": run(0.15, 0.10), "tj_medium/CommNet/1": run(0.15, 0.20)}
-    assert bench.medium_reading(bench.build(commnet, {}, "x")) == [], "nothing to compare CommNet with"
-    passed = bench.medium_reading(bench.build({**commnet, "tj_medium/FullyConnected/0": run(0.25, 0.01),
-                                               "tj_medium/NoComm/0": run(0.30, 0.16)}, {}, "x"))[0]
+    assert report.medium_reading(results_file(bench, commnet)) == [], "nothing to compare CommNet with"
+    three = {**commnet, "tj_medium/FullyConnected/0": run(0.25, 0.01), "tj_medium/NoComm/0": run(0.30, 0.16)}
+    passed = report.medium_reading(results_file(bench, three))[0]
     assert "at 50% of the updates: CommNet 15.0%, fully connected 25.0%, NoComm (independent) 30.0%" in passed
     assert "CommNet 10.0 / 20.0; fully connected 1.0; NoComm (independent) 16.0" in passed
     assert "is passed after them: fully connected ends lowest" in passed
     assert "CommNet's seeds spread by 7.1 points (sd), more than its distance to NoComm (independent): 1.0 points" \
         in passed
-    lowest = bench.medium_reading(bench.build({**commnet, "tj_medium/NoComm/0": run(0.30, 0.60)}, {}, "x"))[0]
+    lowest = report.medium_reading(results_file(bench, {**commnet, "tj_medium/NoComm/0": run(0.30, 0.60)}))[0]
     assert "CommNet ends lowest." in lowest and "do not separate" not in lowest
