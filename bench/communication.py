@@ -80,7 +80,7 @@ from course_lib.learning import CheckpointError  # noqa: E402
 from course_lib.policy import Policy  # noqa: E402
 from course_lib.tasks import task  # noqa: E402
 from course_lib.utils import machine_info  # noqa: E402
-from communication_report import markdown  # noqa: E402
+from communication_report import markdown, parse  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "communication.json"
 README = ROOT / "bench" / "README_communication.md"
@@ -269,13 +269,6 @@ def _train(section: str, cfg, folder: Path):
     return module.train(TASKS[section], cfg, **options)
 
 
-def parse(key: str) -> tuple[str, str, int]:
-    """A run key ``section/label/seed`` (a lever label holds a slash: ``CommNet/supervised``)."""
-    section, rest = key.split("/", 1)
-    label, seed = rest.rsplit("/", 1)
-    return section, label, int(seed)
-
-
 def folder_of(runs_dir: "str | Path", section: str, label: str, seed: int) -> Path:
     """The checkpoint folder of a run (the label's letters and digits, the rest as "_": a plain shell word)."""
     return Path(runs_dir) / section / re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_") / str(seed)
@@ -425,6 +418,8 @@ PAPER = {
                                            "TarMAC": papers.TJ_HARD_SUCCESS_PAPER["TarMAC (2 rounds)"]},
                 "source": "TarMAC paper (Das et al. 2019), traffic junction hard, TarMAC with 2 rounds"},
 }
+
+
 def describe(section: str, label: str) -> str:
     """One line on a row's env and training settings."""
     cfg = CONFIGS[section][label]

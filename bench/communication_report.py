@@ -15,6 +15,13 @@ import numpy as np
 from course_lib import papers
 
 
+def parse(key: str) -> tuple[str, str, int]:
+    """A run key ``section/label/seed`` (a lever label holds a slash: ``CommNet/supervised``)."""
+    section, rest = key.split("/", 1)
+    label, seed = rest.rsplit("/", 1)
+    return section, label, int(seed)
+
+
 def rows_of(result: dict[str, Any], section: str) -> list[str]:
     """A section's rows (labels) in the bench's order."""
     return list(result["settings"][section])
@@ -31,13 +38,15 @@ def _pct(x: dict) -> str:
 def tj_table(result: dict[str, Any], section: str, title: str) -> list[str]:
     s, refs = result["summary"].get(section, {}), result["references"].get(section, {})
     paper, core = result["paper"].get(section, {}), result["tasks"][section]
+    episodes = result["settings"]["eval_episodes"]
     metric = "success" if section == "tj_hard" else "failure"  # as the papers report them
     lines = [f"**{title}** ({core['size']}x{core['size']}, up to {core['num_agents']} cars, {core['max_steps']} "
              f"steps, vision {core['vision']}{' with the routes of the cars in view' if core['see_routes'] else ''}"
              f"{', new cars in random free slots' if core['random_slots'] else ''}, arrival "
              f"probability {core['arrival_prob_min']} -> {core['arrival_prob_max']} over the first half of training, "
              f"evaluated at {core['arrival_prob_max']}; {result['cpu_hours'].get(section, 0):.1f} CPU hours): "
-             "failure = share of episodes with a collision, success = 100 − failure, 2,048 episodes per seed, "
+             "failure = share of episodes with a collision, success = 100 − failure, "
+             f"{episodes:,} episodes per seed, "
              "mean ± sd over seeds. " + (f"Paper columns: {paper['source']}." if paper else ""), "",
              f"| model | settings | seeds | paper: failure % | paper: success % | ours: {metric} %, greedy | "
              f"ours: {metric} %, sampled | cars through (greedy) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -65,7 +74,7 @@ CURVE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0)  # fractions of a run's updates
 
 def curves_of(result: dict[str, Any], section: str, label: str) -> list[dict[str, list]]:
     """The training curves of a row's seeds."""
-    return [run["curve"] for key, run in result["runs"].items() if key.rsplit("/", 1)[0] == f"{section}/{label}"]
+    return [run["curve"] for key, run in result["runs"].items() if parse(key)[:2] == (section, label)]
 
 
 def curve_at(curves: list[dict[str, list]], column: str, fraction: float) -> float:
@@ -257,8 +266,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += speed_reading(result)
     lev = s.get("levers", {})
     if lev:
-        lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score "
-                  "(#distinct − 1)/(m − 1) on 8,192 fresh rounds, greedy / sampled pulls; "
+        lines += ["**Lever pulling** (CommNet paper, Table 1): 5 of 500 agents, 5 levers; score (#distinct − 1)/"
+                  f"(m − 1) on {result['settings']['eval_rounds']:,} fresh rounds, greedy / sampled pulls; "
                   + result["settings"]["levers"]["CommNet/supervised"]["describe"] + ".", "",
                   "| model | paper, supervised | ours, supervised | paper, REINFORCE | ours, REINFORCE |",
                   "|---|---:|---:|---:|---:|"]
@@ -276,8 +285,8 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         refs = result["references"].get(section, {})
         lines += [f"**{title}** ({result['settings'][section]['CommNet']['describe']}): return per agent and "
-                  "success of the greedy policy, 2,048 episodes.", "", "| model | return per agent | success % |",
-                  "|---|---:|---:|"]
+                  f"success of the greedy policy, {result['settings']['eval_episodes']:,} episodes.", "",
+                  "| model | return per agent | success % |", "|---|---:|---:|"]
         for method in ("NoComm", "CommNet"):
             if method in s[section]:
                 r = s[section][method]

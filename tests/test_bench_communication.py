@@ -65,14 +65,14 @@ def test_the_tables_show_each_row_measured_or_not_yet_measured(bench, report, mo
     monkeypatch.setattr(bench, "git_commit", lambda: "abc123")
     runs = {"tj_medium/CommNet/0": _run(0.10, 17.0), "tj_medium/CommNet/1": _run(0.20, 16.0),
             "tj_medium/Discrete/0": _run(0.03, 17.2)}
-    result = bench.build(runs, {}, "communication.py --summary")
+    result = results_file(bench, runs)
     assert result["tj_medium_failure_commnet"] == pytest.approx(15.0)
     assert result["tj_medium_seeds_commnet"] == 2
     assert result["tj_medium_failure_nocomm"] is None
     assert result["targets"]["medium: CommNet below NoComm by at least 3x"] is None
     assert result["cpu_hours"] == {"tj_medium": 3.0}
     assert result["targets"]["medium: CommNet below fully connected and discrete"] is None  # no fully connected
-    text = report.markdown(results_file(bench, runs))
+    text = report.markdown(result)
     medium = text.split("**Traffic junction, medium**")[1].split("\n**")[0]  # the medium table only
     row = {line.split(" | ")[0].lstrip("| "): line for line in medium.splitlines() if line.startswith("| ")}
     assert "vision 1 with the routes of the cars in view" in medium  # the CommNet paper's observation
